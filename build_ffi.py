@@ -1,0 +1,144 @@
+"""cffi builder for ``mongocrypt._libmongocrypt`` (out-of-line API mode).
+
+By default the extension links the static libmongocrypt archives that ``vendor/fetch.py`` unpacked
+into ``vendor/libmongocrypt/`` (or ``$MONGOCRYPT_VENDOR_DIR``), so it needs only libc, libm and
+libcrypto at run time. With ``MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT=1`` it links the system's
+libmongocrypt found by pkg-config instead (for distribution packagers).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sysconfig
+import tempfile
+from pathlib import Path
+
+from cffi import FFI
+
+ROOT = Path(__file__).resolve().parent
+BINDINGS = ROOT / "bindings"
+# Declaration order matters: each section only uses types declared before it.
+SECTIONS = ["crypto", "binary", "status", "log", "handle", "context", "kms", "features"]
+STATIC_ARCHIVES = [
+    "libmongocrypt-static.a",
+    "libkms_message-static.a",
+    "libbson-static-for-libmongocrypt.a",
+    "libbidgcc000.a",
+]
+MIN_LIBMONGOCRYPT = (1, 13, 0)
+# Optional functions newer than MIN_LIBMONGOCRYPT: compile-time flag -> function in mongocrypt.h.
+FEATURES = {
+    "MONGOCRYPT_PY_HAS_ALGORITHM_TEXT": "mongocrypt_ctx_setopt_algorithm_text",
+    "MONGOCRYPT_PY_HAS_FEED_WITH_RETRY": "mongocrypt_kms_ctx_feed_with_retry",
+}
+
+
+class BuildError(Exception):
+    """The extension cannot be built as configured; the message says what to do."""
+
+
+def package_version() -> str:
+    text = (ROOT / "src" / "mongocrypt" / "_version.py").read_text()
+    match = re.search(r'^__version__ = "([^"]+)"', text, re.M)
+    if not match:
+        raise BuildError("src/mongocrypt/_version.py has no __version__")
+    return match.group(1)
+
+
+def pkg_config(*args: str) -> list[str]:
+    try:
+        out = subprocess.run(["pkg-config", *args], check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise BuildError(
+            "MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT=1 needs pkg-config and libmongocrypt's .pc file "
+            f"(Debian: apt-get install pkg-config libmongocrypt-dev): {exc}"
+        ) from exc
+    return shlex.split(out)
+
+
+def library_settings() -> dict[str, list]:
+    """Compiler and linker settings for the chosen libmongocrypt."""
+    if os.environ.get("MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT") == "1":
+        version = tuple(int(p) for p in pkg_config("--modversion", "libmongocrypt")[0].split(".")[:3])
+        if version < MIN_LIBMONGOCRYPT:
+            raise BuildError(
+                f"the system libmongocrypt is {'.'.join(map(str, version))}; mongocrypt needs "
+                f">= {'.'.join(map(str, MIN_LIBMONGOCRYPT))}. Unset MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT "
+                "to build against the vendored library."
+            )
+        cflags = pkg_config("--cflags", "libmongocrypt")
+        return {
+            "include_dirs": [f[2:] for f in cflags if f.startswith("-I")],
+            "extra_compile_args": [f for f in cflags if not f.startswith("-I")],
+            "extra_link_args": pkg_config("--libs", "libmongocrypt"),
+            "extra_objects": [],
+        }
+    vendor = Path(os.environ.get("MONGOCRYPT_VENDOR_DIR", ROOT / "vendor" / "libmongocrypt"))
+    missing = [a for a in STATIC_ARCHIVES if not (vendor / "lib" / a).exists()]
+    if missing:
+        raise BuildError(
+            f"{vendor} lacks {', '.join(missing)}. Run `python vendor/fetch.py` first "
+            "(or set MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT=1 to use the system libmongocrypt)."
+        )
+    return {
+        "include_dirs": [str(vendor / "include" / "mongocrypt")],
+        "extra_compile_args": ["-DMONGOCRYPT_STATIC_DEFINE", "-DKMS_MSG_STATIC"],
+        # Keep the archives' symbols private so they cannot clash with another libbson in-process.
+        "extra_link_args": ["-Wl,--exclude-libs,ALL"],
+        "extra_objects": [str(vendor / "lib" / a) for a in STATIC_ARCHIVES],
+    }
+
+
+def feature_flags(include_dirs: list[str]) -> list[str]:
+    """-D flags saying which optional functions the libmongocrypt header declares."""
+    for directory in include_dirs:
+        header = Path(directory) / "mongocrypt.h"
+        if header.exists():
+            text = header.read_text()
+            return [f"-D{flag}={int(f'{fn}(' in text)}" for flag, fn in FEATURES.items()]
+    raise BuildError(f"mongocrypt.h not found in {include_dirs}")
+
+
+def libc_has_strlcpy() -> bool:
+    """Link a tiny program that calls strlcpy; glibc has it only from 2.38."""
+    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    program = (
+        "#include <string.h>\n"
+        "size_t strlcpy(char *, const char *, size_t);\n"
+        "int main(void) { char b[4]; return (int)strlcpy(b, \"ab\", sizeof b) - 2; }\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "probe.c"
+        source.write_text(program)
+        result = subprocess.run([*cc, str(source), "-o", str(Path(tmp) / "probe")], capture_output=True)
+    return result.returncode == 0
+
+
+def make_ffi() -> FFI:
+    settings = library_settings()
+    flags = feature_flags(settings["include_dirs"])
+    build_version = package_version()
+    ffi = FFI()
+    ffi.cdef("\n".join((BINDINGS / f"{name}.h").read_text() for name in SECTIONS))
+    ffi.set_source(
+        "mongocrypt._libmongocrypt",
+        "#include <mongocrypt.h>\n" + (BINDINGS / "shims" / "features.c").read_text(),
+        # setuptools wants sources relative to setup.py
+        sources=[] if libc_has_strlcpy() else ["bindings/shims/strlcpy.c"],
+        include_dirs=settings["include_dirs"],
+        extra_compile_args=[*settings["extra_compile_args"], *flags,
+                            f'-DMONGOCRYPT_PY_BUILD_VERSION="{build_version}"'],
+        extra_objects=settings["extra_objects"],
+        extra_link_args=settings["extra_link_args"],
+        libraries=["crypto", "dl", "m", "pthread"],
+    )
+    return ffi
+
+
+ffibuilder = make_ffi()
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,21 @@
+"""mongocrypt: MongoDB client-side field level and Queryable Encryption on a native libmongocrypt."""
+
+from mongocrypt._version import __version__
+from mongocrypt.engine import (
+    has_kms_in_place_retry,
+    has_string_algorithm,
+    is_crypto_available,
+    libmongocrypt_version,
+)
+from mongocrypt.errors import MongoCryptClosedError, MongoCryptError, MongoCryptKmsError
+
+__all__ = [
+    "MongoCryptClosedError",
+    "MongoCryptError",
+    "MongoCryptKmsError",
+    "__version__",
+    "has_kms_in_place_retry",
+    "has_string_algorithm",
+    "is_crypto_available",
+    "libmongocrypt_version",
+]

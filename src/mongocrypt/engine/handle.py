@@ -1,0 +1,171 @@
+"""The libmongocrypt handle (``mongocrypt_t``): configured once, shared by every operation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from mongocrypt.engine.binary import BufferLike, to_binary
+from mongocrypt.engine.context import MongoCryptContext
+from mongocrypt.engine.native import ffi, lib
+from mongocrypt.engine.options import DataKeyOptions, ExplicitEncryptOptions, MongoCryptOptions
+from mongocrypt.engine.status import raise_status
+from mongocrypt.errors import MongoCryptClosedError, MongoCryptError
+
+__all__ = ["MongoCrypt"]
+
+
+class MongoCrypt:
+    """A configured libmongocrypt handle and the factory of its operation contexts.
+
+    Safe to share between threads: libmongocrypt guards its key and schema caches; each context
+    belongs to one caller. Close it (or use it as a context manager) to release it at once.
+
+    :param options: the handle's configuration.
+    :raises MongoCryptError: if libmongocrypt rejects the configuration (its message verbatim),
+        or crypt_shared is required and did not load.
+    """
+
+    __slots__ = ("_crypt", "options")
+
+    def __init__(self, options: MongoCryptOptions) -> None:
+        if not isinstance(options, MongoCryptOptions):
+            raise TypeError(f"options must be MongoCryptOptions, not {type(options).__name__}")
+        self.options = options
+        self._crypt: Any = ffi.gc(lib.mongocrypt_new(), lib.mongocrypt_destroy)
+        try:
+            self._configure(options)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check(self, ok: bool) -> None:
+        if not ok:
+            raise_status(lib.mongocrypt_status, self._crypt)
+
+    def _set_binary(self, setter: Any, data: BufferLike) -> None:
+        binary, _keep = to_binary(data)
+        self._check(setter(self._crypt, binary))
+
+    def _configure(self, opts: MongoCryptOptions) -> None:
+        crypt = self._crypt
+        self._check(lib.mongocrypt_setopt_log_handler(crypt, lib._mongocrypt_py_log, ffi.NULL))
+        self._set_binary(lib.mongocrypt_setopt_kms_providers, opts.kms_providers_bson)
+        if opts.schema_map is not None:
+            self._set_binary(lib.mongocrypt_setopt_schema_map, opts.schema_map)
+        if opts.encrypted_fields_map is not None:
+            self._set_binary(lib.mongocrypt_setopt_encrypted_field_config_map,
+                             opts.encrypted_fields_map)
+        if opts.bypass_query_analysis:
+            lib.mongocrypt_setopt_bypass_query_analysis(crypt)
+        for path in opts.crypt_shared_lib_search_paths:
+            lib.mongocrypt_setopt_append_crypt_shared_lib_search_path(crypt, path.encode())
+        if opts.crypt_shared_lib_path is not None:
+            lib.mongocrypt_setopt_set_crypt_shared_lib_path_override(
+                crypt, opts.crypt_shared_lib_path.encode())
+        if opts.on_demand_providers:
+            lib.mongocrypt_setopt_use_need_kms_credentials_state(crypt)
+        lib.mongocrypt_setopt_use_need_mongo_collinfo_with_db_state(crypt)
+        self._check(lib.mongocrypt_setopt_use_range_v2(crypt))
+        self._check(lib.mongocrypt_setopt_retry_kms(crypt, True))
+        if opts.key_expiration_ms is not None:
+            self._check(lib.mongocrypt_setopt_key_expiration(crypt, opts.key_expiration_ms))
+        if opts.enable_multiple_collinfo:
+            self._check(lib.mongocrypt_setopt_enable_multiple_collinfo(crypt))
+        self._check(lib.mongocrypt_init(crypt))
+        if opts.crypt_shared_lib_required and self.crypt_shared_lib_version is None:
+            raise MongoCryptError(
+                "crypt_shared_lib_required is set but the crypt_shared library was not loaded "
+                f"(path override: {opts.crypt_shared_lib_path!r}, "
+                f"search paths: {list(opts.crypt_shared_lib_search_paths)!r})"
+            )
+
+    @property
+    def _live(self) -> Any:
+        if self._crypt is None:
+            raise MongoCryptClosedError("this MongoCrypt handle is closed")
+        return self._crypt
+
+    @property
+    def crypt_shared_lib_version(self) -> Optional[str]:
+        """The loaded crypt_shared library's version string, or None when none is loaded."""
+        raw = lib.mongocrypt_crypt_shared_lib_version_string(self._live, ffi.NULL)
+        return None if raw == ffi.NULL else str(ffi.string(raw).decode())
+
+    def close(self) -> None:
+        """Drop the handle (idempotent). Contexts still open keep the native handle alive
+        until they close, so closing never frees memory a context uses."""
+        self._crypt = None
+
+    def __enter__(self) -> MongoCrypt:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _context(self, database: Optional[str] = None) -> MongoCryptContext:
+        return MongoCryptContext(self._live, database, self.options.on_demand_providers)
+
+    def _initialised(self, ctx: MongoCryptContext, init: Any, *args: Any) -> MongoCryptContext:
+        """Run ``init`` (configuring and initialising ``ctx``); close ``ctx`` if it fails."""
+        try:
+            init(*args)
+        except BaseException:
+            ctx.close()
+            raise
+        return ctx
+
+    # -- one factory per operation ----------------------------------------------------------
+
+    def encryption_context(self, database: str, command: BufferLike) -> MongoCryptContext:
+        """Automatic encryption of ``command`` (BSON) run on ``database``."""
+        if not isinstance(database, str):
+            raise TypeError(f"database must be a str, not {type(database).__name__}")
+        ctx = self._context(database)
+        return self._initialised(ctx, ctx.init_encrypt, database, command)
+
+    def decryption_context(self, document: BufferLike) -> MongoCryptContext:
+        """Automatic decryption of a server reply (BSON)."""
+        ctx = self._context()
+        return self._initialised(ctx, ctx.init_decrypt, document)
+
+    def explicit_encryption_context(self, value: BufferLike,
+                                    opts: ExplicitEncryptOptions) -> MongoCryptContext:
+        """Explicit encryption of ``{"v": value}`` (BSON) as ``opts`` say."""
+        ctx = self._context()
+
+        def init() -> None:
+            ctx.apply_explicit_options(opts)
+            ctx.init_explicit_encrypt(value, opts.is_expression)
+
+        return self._initialised(ctx, init)
+
+    def explicit_decryption_context(self, value: BufferLike) -> MongoCryptContext:
+        """Explicit decryption of ``{"v": ciphertext}`` (BSON)."""
+        ctx = self._context()
+        return self._initialised(ctx, ctx.init_explicit_decrypt, value)
+
+    def data_key_context(self, opts: DataKeyOptions) -> MongoCryptContext:
+        """Creation of one data key; the result is the key document to insert."""
+        ctx = self._context()
+
+        def init() -> None:
+            ctx.apply_data_key_options(opts)
+            ctx.init_data_key()
+
+        return self._initialised(ctx, init)
+
+    def rewrap_many_data_key_context(self, filter: BufferLike, provider: Optional[str] = None,
+                                     master_key: Optional[Mapping[str, Any]] = None) -> MongoCryptContext:
+        """Re-encryption of the keys matching ``filter`` (BSON), under ``provider``'s
+        ``master_key`` or, when no provider is given, each key's current one."""
+        if master_key is not None and provider is None:
+            raise ValueError("a provider must be given when master_key is given")
+        ctx = self._context()
+
+        def init() -> None:
+            if provider is not None:
+                ctx.set_key_encryption_key(provider, master_key)
+            ctx.init_rewrap_many_data_key(filter)
+
+        return self._initialised(ctx, init)

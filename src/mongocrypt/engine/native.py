@@ -1,0 +1,63 @@
+"""The compiled binding: import, version check, compile-time features and the log bridge.
+
+This is the only module that imports ``mongocrypt._libmongocrypt``; the rest of the engine gets
+``ffi`` and ``lib`` from here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mongocrypt._libmongocrypt import ffi, lib
+from mongocrypt._version import __version__
+
+__all__ = [
+    "LOGGER",
+    "ffi",
+    "has_kms_in_place_retry",
+    "has_string_algorithm",
+    "is_crypto_available",
+    "lib",
+    "libmongocrypt_version",
+]
+
+_built_for = ffi.string(lib.mongocrypt_py_build_version()).decode()
+if _built_for != __version__:
+    raise ImportError(
+        f"mongocrypt {__version__} found an extension built for mongocrypt {_built_for}; "
+        "rebuild it (pip install --force-reinstall --no-cache-dir .) so both match"
+    )
+
+#: Whether the linked libmongocrypt has the "string" (text) algorithm for prefix/suffix/substring.
+has_string_algorithm: bool = bool(lib.MONGOCRYPT_PY_HAS_ALGORITHM_TEXT)
+#: Whether the linked libmongocrypt can ask for an in-place KMS retry while feeding a reply.
+has_kms_in_place_retry: bool = bool(lib.MONGOCRYPT_PY_HAS_FEED_WITH_RETRY)
+
+#: libmongocrypt's own log messages arrive on this logger.
+LOGGER = logging.getLogger("mongocrypt.libmongocrypt")
+
+_LEVELS = {
+    lib.MONGOCRYPT_LOG_LEVEL_FATAL: logging.CRITICAL,
+    lib.MONGOCRYPT_LOG_LEVEL_ERROR: logging.ERROR,
+    lib.MONGOCRYPT_LOG_LEVEL_WARNING: logging.WARNING,
+    lib.MONGOCRYPT_LOG_LEVEL_INFO: logging.INFO,
+    lib.MONGOCRYPT_LOG_LEVEL_TRACE: logging.DEBUG,
+}
+
+
+@ffi.def_extern()  # type: ignore[untyped-decorator]
+def _mongocrypt_py_log(level: int, message: object, message_len: int, _ctx: object) -> None:
+    """Forward one libmongocrypt log message to :data:`LOGGER`."""
+    py_level = _LEVELS.get(level, logging.DEBUG)
+    if LOGGER.isEnabledFor(py_level):
+        LOGGER.log(py_level, "%s", ffi.string(message, message_len).decode("utf-8", "replace"))
+
+
+def libmongocrypt_version() -> str:
+    """The version of the linked libmongocrypt, e.g. ``"1.21.1"``."""
+    return str(ffi.string(lib.mongocrypt_version(ffi.NULL)).decode())
+
+
+def is_crypto_available() -> bool:
+    """Whether libmongocrypt does its cryptography natively (it does when built with OpenSSL)."""
+    return bool(lib.mongocrypt_is_crypto_available())

@@ -1,0 +1,225 @@
+"""Options for a :class:`~mongocrypt.engine.handle.MongoCrypt` handle and for its contexts.
+
+Validation here catches what Python can name precisely (wrong types, impossible values); what only
+libmongocrypt knows (a provider's required fields, key lengths) it reports itself, verbatim.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import bson
+
+__all__ = [
+    "BsonLike",
+    "DataKeyOptions",
+    "ExplicitEncryptOptions",
+    "MongoCryptOptions",
+    "encode_bson",
+]
+
+#: A BSON document given either encoded or as a mapping.
+BsonLike = Union[bytes, bytearray, memoryview, Mapping[str, Any]]
+
+
+def encode_bson(value: BsonLike, option: str) -> bytes:
+    """``value`` as BSON bytes.
+
+    :param option: the option's name, for the error message.
+    :raises TypeError: if ``value`` is neither a mapping nor BSON bytes.
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, Mapping):
+        return bson.encode(value)
+    raise TypeError(f"{option} must be a mapping or BSON bytes, not {type(value).__name__}")
+
+
+def _check_bool(value: object, option: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{option} must be a bool, not {type(value).__name__}")
+    return value
+
+
+class MongoCryptOptions:
+    """Everything a libmongocrypt handle is configured with.
+
+    :param kms_providers: provider name (``"local"``, ``"aws"``, ``"azure"``, ``"gcp"``, ``"kmip"``,
+        or a named one such as ``"aws:eu"``) -> its credentials. An empty mapping asks for the
+        credentials on demand (the state machine's ``NEED_KMS_CREDENTIALS`` state).
+    :param schema_map: collection namespace -> CSFLE JSON schema.
+    :param encrypted_fields_map: collection namespace -> Queryable Encryption encryptedFields.
+    :param bypass_query_analysis: skip marking commands (no mongocryptd, no crypt_shared).
+    :param crypt_shared_lib_path: load crypt_shared from exactly this file.
+    :param crypt_shared_lib_required: fail at start-up when crypt_shared did not load.
+    :param bypass_encryption: the handle is for explicit encryption and decryption only, so it
+        does not search for crypt_shared.
+    :param key_expiration_ms: how long decrypted data keys stay cached; 0 keeps them for ever;
+        ``None`` keeps libmongocrypt's default (60 s).
+    :param enable_multiple_collinfo: accept several listCollections results per request (needed for
+        ``$lookup``).
+    :param crypt_shared_lib_search_paths: directories to search for crypt_shared; by default
+        ``["$SYSTEM"]`` unless ``bypass_encryption`` is set (as the specification requires).
+    """
+
+    def __init__(
+        self,
+        kms_providers: Mapping[str, Any],
+        schema_map: Optional[BsonLike] = None,
+        encrypted_fields_map: Optional[BsonLike] = None,
+        bypass_query_analysis: bool = False,
+        crypt_shared_lib_path: Optional[Union[str, os.PathLike[str]]] = None,
+        crypt_shared_lib_required: bool = False,
+        bypass_encryption: bool = False,
+        key_expiration_ms: Optional[int] = None,
+        enable_multiple_collinfo: bool = True,
+        crypt_shared_lib_search_paths: Optional[Sequence[str]] = None,
+    ) -> None:
+        if not isinstance(kms_providers, Mapping):
+            raise TypeError(f"kms_providers must be a mapping, not {type(kms_providers).__name__}")
+        if not kms_providers:
+            raise ValueError("kms_providers must configure at least one KMS provider")
+        for name, settings in kms_providers.items():
+            if not isinstance(name, str):
+                raise TypeError(f"kms_providers keys must be str, not {type(name).__name__}")
+            if not isinstance(settings, Mapping):
+                raise TypeError(
+                    f"kms_providers[{name!r}] must be a mapping, not {type(settings).__name__}"
+                )
+        self.kms_providers = kms_providers
+        self.kms_providers_bson = bson.encode(kms_providers)
+        #: providers whose credentials are fetched on demand (configured as an empty mapping)
+        self.on_demand_providers = tuple(name for name, s in kms_providers.items() if not s)
+        self.schema_map = None if schema_map is None else encode_bson(schema_map, "schema_map")
+        self.encrypted_fields_map = (
+            None
+            if encrypted_fields_map is None
+            else encode_bson(encrypted_fields_map, "encrypted_fields_map")
+        )
+        self.bypass_query_analysis = _check_bool(bypass_query_analysis, "bypass_query_analysis")
+        if crypt_shared_lib_path is not None and not isinstance(crypt_shared_lib_path, (str, os.PathLike)):
+            raise TypeError(
+                f"crypt_shared_lib_path must be a str or path, not {type(crypt_shared_lib_path).__name__}"
+            )
+        self.crypt_shared_lib_path = (
+            None if crypt_shared_lib_path is None else os.fspath(crypt_shared_lib_path)
+        )
+        self.crypt_shared_lib_required = _check_bool(
+            crypt_shared_lib_required, "crypt_shared_lib_required"
+        )
+        self.bypass_encryption = _check_bool(bypass_encryption, "bypass_encryption")
+        if key_expiration_ms is not None:
+            if isinstance(key_expiration_ms, bool) or not isinstance(key_expiration_ms, int):
+                raise TypeError(
+                    f"key_expiration_ms must be an int, not {type(key_expiration_ms).__name__}"
+                )
+            if key_expiration_ms < 0:
+                raise ValueError(f"key_expiration_ms must be >= 0, not {key_expiration_ms}")
+        self.key_expiration_ms = key_expiration_ms
+        self.enable_multiple_collinfo = _check_bool(
+            enable_multiple_collinfo, "enable_multiple_collinfo"
+        )
+        if crypt_shared_lib_search_paths is None:
+            crypt_shared_lib_search_paths = [] if bypass_encryption else ["$SYSTEM"]
+        if isinstance(crypt_shared_lib_search_paths, str) or not all(
+            isinstance(p, str) for p in crypt_shared_lib_search_paths
+        ):
+            raise TypeError("crypt_shared_lib_search_paths must be a sequence of str")
+        self.crypt_shared_lib_search_paths = tuple(crypt_shared_lib_search_paths)
+
+    def __repr__(self) -> str:
+        # Provider names only: their settings hold credentials.
+        return f"MongoCryptOptions(kms_providers=<{', '.join(sorted(self.kms_providers))}>, ...)"
+
+
+@dataclass(frozen=True)
+class ExplicitEncryptOptions:
+    """How to encrypt one value explicitly.
+
+    :param algorithm: ``"AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"``, ``"...-Random"``,
+        ``"Indexed"``, ``"Unindexed"``, ``"Range"``, ``"TextPreview"``/``"String"`` (where the
+        library has them). A plain string, so newer libmongocrypt values work unchanged.
+    :param key_id: the data key's UUID as 16 raw bytes (exclusive with ``key_alt_name``).
+    :param key_alt_name: the data key's alternate name.
+    :param query_type: ``"equality"``, ``"range"``, ``"prefix"``, ``"suffix"``, ``"substring"``...
+    :param contention_factor: for Indexed/Range/String; 0 is a real value, not "unset".
+    :param range_opts: BSON of the RangeOpts (min, max, sparsity, precision, trimFactor).
+    :param string_opts: BSON of the string (text) options.
+    :param is_expression: encrypt a range find expression (``encryptExpression``).
+    """
+
+    algorithm: str
+    key_id: Optional[bytes] = None
+    key_alt_name: Optional[str] = None
+    query_type: Optional[str] = None
+    contention_factor: Optional[int] = None
+    range_opts: Optional[bytes] = None
+    string_opts: Optional[bytes] = None
+    is_expression: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.algorithm, str):
+            raise TypeError(f"algorithm must be a str, not {type(self.algorithm).__name__}")
+        if self.key_id is not None:
+            if not isinstance(self.key_id, (bytes, bytearray)):
+                raise TypeError(f"key_id must be 16 bytes, not {type(self.key_id).__name__}")
+            if len(self.key_id) != 16:
+                raise ValueError(f"key_id must be 16 bytes (a UUID), not {len(self.key_id)}")
+        if self.key_alt_name is not None and not isinstance(self.key_alt_name, str):
+            raise TypeError(f"key_alt_name must be a str, not {type(self.key_alt_name).__name__}")
+        if (self.key_id is None) == (self.key_alt_name is None):
+            raise ValueError("exactly one of key_id and key_alt_name must be given")
+        if self.query_type is not None and not isinstance(self.query_type, str):
+            raise TypeError(f"query_type must be a str, not {type(self.query_type).__name__}")
+        if self.contention_factor is not None and (
+            isinstance(self.contention_factor, bool) or not isinstance(self.contention_factor, int)
+        ):
+            raise TypeError(
+                f"contention_factor must be an int, not {type(self.contention_factor).__name__}"
+            )
+        for name in ("range_opts", "string_opts"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (bytes, bytearray, memoryview)):
+                raise TypeError(f"{name} must be BSON bytes, not {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class DataKeyOptions:
+    """How to create one data key.
+
+    :param kms_provider: the provider that wraps the key (``"local"``, ``"aws:eu"``, ...).
+    :param master_key: the provider's masterKey document (region/key, keyVaultEndpoint/keyName,
+        ...); not needed for local providers.
+    :param key_alt_names: alternate names stored with the key.
+    :param key_material: 96 bytes to use as the key instead of random ones.
+    """
+
+    kms_provider: str
+    master_key: Optional[Mapping[str, Any]] = None
+    key_alt_names: Sequence[str] = field(default_factory=tuple)
+    key_material: Optional[bytes] = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kms_provider, str):
+            raise TypeError(f"kms_provider must be a str, not {type(self.kms_provider).__name__}")
+        if self.master_key is not None and not isinstance(self.master_key, Mapping):
+            raise TypeError(f"master_key must be a mapping, not {type(self.master_key).__name__}")
+        if isinstance(self.key_alt_names, str) or not all(
+            isinstance(n, str) for n in self.key_alt_names
+        ):
+            raise TypeError("key_alt_names must be a sequence of str")
+        if self.key_material is not None and not isinstance(self.key_material, (bytes, bytearray)):
+            raise TypeError(
+                f"key_material must be bytes, not {type(self.key_material).__name__}"
+            )
+
+    def __repr__(self) -> str:
+        # key_material is a secret.
+        material = "None" if self.key_material is None else "<redacted>"
+        return (
+            f"DataKeyOptions(kms_provider={self.kms_provider!r}, master_key={self.master_key!r}, "
+            f"key_alt_names={list(self.key_alt_names)!r}, key_material={material})"
+        )
