@@ -8,6 +8,7 @@ libmongocrypt found by pkg-config instead (for distribution packagers).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -15,6 +16,7 @@ import subprocess
 import sysconfig
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from cffi import FFI
 
@@ -59,7 +61,7 @@ def pkg_config(*args: str) -> list[str]:
     return shlex.split(out)
 
 
-def library_settings() -> dict[str, list]:
+def library_settings() -> dict[str, Any]:
     """Compiler and linker settings for the chosen libmongocrypt."""
     if os.environ.get("MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT") == "1":
         version = tuple(int(p) for p in pkg_config("--modversion", "libmongocrypt")[0].split(".")[:3])
@@ -71,19 +73,22 @@ def library_settings() -> dict[str, list]:
             )
         cflags = pkg_config("--cflags", "libmongocrypt")
         return {
+            "origin": f"system libmongocrypt {'.'.join(map(str, version))} (pkg-config)",
             "include_dirs": [f[2:] for f in cflags if f.startswith("-I")],
             "extra_compile_args": [f for f in cflags if not f.startswith("-I")],
             "extra_link_args": pkg_config("--libs", "libmongocrypt"),
             "extra_objects": [],
         }
     vendor = Path(os.environ.get("MONGOCRYPT_VENDOR_DIR", ROOT / "vendor" / "libmongocrypt"))
-    missing = [a for a in STATIC_ARCHIVES if not (vendor / "lib" / a).exists()]
+    missing = [a for a in [*STATIC_ARCHIVES, "../pins.json"] if not (vendor / "lib" / a).exists()]
     if missing:
         raise BuildError(
             f"{vendor} lacks {', '.join(missing)}. Run `python vendor/fetch.py` first "
             "(or set MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT=1 to use the system libmongocrypt)."
         )
+    pins = json.loads((vendor / "pins.json").read_text())["packages"]
     return {
+        "origin": ", ".join(f"{name} {pin['version']} sha256:{pin['sha256']}" for name, pin in pins.items()),
         "include_dirs": [str(vendor / "include" / "mongocrypt")],
         "extra_compile_args": ["-DMONGOCRYPT_STATIC_DEFINE", "-DKMS_MSG_STATIC"],
         # Keep the archives' symbols private so they cannot clash with another libbson in-process.
@@ -125,7 +130,10 @@ def make_ffi() -> FFI:
     ffi.cdef("\n".join((BINDINGS / f"{name}.h").read_text() for name in SECTIONS))
     ffi.set_source(
         "mongocrypt._libmongocrypt",
-        "#include <mongocrypt.h>\n" + (BINDINGS / "shims" / "features.c").read_text(),
+        # The origin comment makes the generated C differ per library, so a build directory
+        # shared between builds against different libraries never reuses a stale object.
+        f"/* built against: {settings['origin']} */\n#include <mongocrypt.h>\n"
+        + (BINDINGS / "shims" / "features.c").read_text(),
         # setuptools wants sources relative to setup.py
         sources=[] if libc_has_strlcpy() else ["bindings/shims/strlcpy.c"],
         include_dirs=settings["include_dirs"],

@@ -65,9 +65,18 @@ class MongoCryptContext:
         self.close()
 
     @property
-    def _live(self) -> Any:
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._ctx is None
+
+    def check_open(self) -> None:
+        """:raises MongoCryptClosedError: if the context was closed."""
         if self._ctx is None:
             raise MongoCryptClosedError("this encryption context is closed")
+
+    @property
+    def _live(self) -> Any:
+        self.check_open()
         return self._ctx
 
     def _check(self, ok: bool) -> None:
@@ -182,7 +191,9 @@ class MongoCryptContext:
         self._check(lib.mongocrypt_ctx_provide_kms_providers(self._live, binary))
 
     def kms_contexts(self) -> list[KmsContext]:
-        """Every KMS request of this round, collected before any is serviced."""
+        """The KMS requests waiting now, collected before any is serviced (so they may be
+        serviced concurrently). A request whose attempt failed but may be retried is waiting
+        again afterwards; call until the list is empty, then :meth:`complete_kms`."""
         ctx = self._live
         requests = []
         while True:
@@ -192,7 +203,7 @@ class MongoCryptContext:
             requests.append(KmsContext(kms, self))
 
     def complete_kms(self) -> None:
-        """Say that this round's KMS requests are done (failed ones come back next round)."""
+        """Say that every KMS request is done."""
         self._check(lib.mongocrypt_ctx_kms_done(self._live))
 
     def finish(self) -> bytes:

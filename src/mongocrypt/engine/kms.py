@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mongocrypt.engine.binary import BufferLike, new_out, read_out, to_binary
 from mongocrypt.engine.native import ffi, lib
 from mongocrypt.engine.status import raise_status
+from mongocrypt.errors import MongoCryptKmsError
+
+if TYPE_CHECKING:
+    from mongocrypt.engine.context import MongoCryptContext
 
 __all__ = ["KmsContext"]
 
@@ -20,18 +24,23 @@ class KmsContext:
 
     __slots__ = ("_kms", "_owner")
 
-    def __init__(self, kms: Any, owner: object) -> None:
+    def __init__(self, kms: Any, owner: MongoCryptContext) -> None:
         self._kms = kms
-        self._owner = owner  # keeps the owning context (and its memory) alive
+        self._owner = owner  # its memory belongs to the owning context
 
-    def _raise(self) -> None:
-        raise_status(lib.mongocrypt_kms_ctx_status, self._kms)
+    @property
+    def _live(self) -> Any:
+        self._owner.check_open()
+        return self._kms
+
+    def _raise(self) -> NoReturn:
+        raise_status(lib.mongocrypt_kms_ctx_status, self._kms, MongoCryptKmsError)
 
     @property
     def endpoint(self) -> str:
         """``host:port`` to connect to (libmongocrypt always includes the port)."""
         out = ffi.new("char **")
-        if not lib.mongocrypt_kms_ctx_endpoint(self._kms, out):
+        if not lib.mongocrypt_kms_ctx_endpoint(self._live, out):
             self._raise()
         return str(ffi.string(out[0]).decode())
 
@@ -39,25 +48,25 @@ class KmsContext:
     def message(self) -> bytes:
         """The HTTP (or KMIP) request to send."""
         out = new_out()
-        if not lib.mongocrypt_kms_ctx_message(self._kms, out):
+        if not lib.mongocrypt_kms_ctx_message(self._live, out):
             self._raise()
         return read_out(out)
 
     @property
     def bytes_needed(self) -> int:
         """How many more reply bytes libmongocrypt wants; 0 when the reply is complete."""
-        return int(lib.mongocrypt_kms_ctx_bytes_needed(self._kms))
+        return int(lib.mongocrypt_kms_ctx_bytes_needed(self._live))
 
     @property
     def kms_provider(self) -> str:
         """The full provider name, e.g. ``"aws"`` or ``"aws:eu"`` (keys the TLS options)."""
-        raw = lib.mongocrypt_kms_ctx_get_kms_provider(self._kms, ffi.NULL)
+        raw = lib.mongocrypt_kms_ctx_get_kms_provider(self._live, ffi.NULL)
         return str(ffi.string(raw).decode())
 
     @property
     def usleep(self) -> int:
         """Microseconds to wait before sending (libmongocrypt's retry backoff)."""
-        return int(lib.mongocrypt_kms_ctx_usleep(self._kms))
+        return int(lib.mongocrypt_kms_ctx_usleep(self._live))
 
     def feed(self, data: BufferLike) -> None:
         """Give libmongocrypt reply bytes (at most :attr:`bytes_needed`).
@@ -68,19 +77,20 @@ class KmsContext:
         :raises MongoCryptKmsError: for an error reply that cannot be retried.
         """
         binary, _keep = to_binary(data)
-        if not lib.mongocrypt_kms_ctx_feed(self._kms, binary):
+        if not lib.mongocrypt_kms_ctx_feed(self._live, binary):
             self._raise()
 
     def feed_with_retry(self, data: BufferLike) -> bool:
-        """Like :meth:`feed`, but returns True when the request must be sent again at once.
+        """Like :meth:`feed`, but returns True when the reply was retryable (HTTP 429/5xx).
 
-        On True the context has reset itself: sleep :attr:`usleep`, reconnect and resend
-        :attr:`message`. With a libmongocrypt that lacks it (``has_kms_in_place_retry`` is False) it never
-        returns True.
+        On True this attempt is over: close the connection and stop reading. The request comes
+        back, reset, in the context's next :meth:`~MongoCryptContext.kms_contexts` batch, to be
+        sent after :attr:`usleep`. With a libmongocrypt that lacks this call
+        (``has_kms_in_place_retry`` is False) it behaves like :meth:`feed` and returns False.
         """
         binary, _keep = to_binary(data)
         retry = ffi.new("bool *")
-        if not lib.mongocrypt_kms_ctx_feed_with_retry(self._kms, binary, retry):
+        if not lib.mongocrypt_kms_ctx_feed_with_retry(self._live, binary, retry):
             self._raise()
         return bool(retry[0])
 
@@ -89,8 +99,10 @@ class KmsContext:
 
         :raises MongoCryptKmsError: when the retry budget is spent.
         """
-        if not lib.mongocrypt_kms_ctx_fail(self._kms):
+        if not lib.mongocrypt_kms_ctx_fail(self._live):
             self._raise()
 
     def __repr__(self) -> str:
+        if self._owner.closed:
+            return "<KmsContext of a closed context>"
         return f"<KmsContext {self.kms_provider} {self.endpoint}>"

@@ -140,7 +140,7 @@ class ExplicitEncryptOptions:
     """How to encrypt one value explicitly.
 
     :param algorithm: ``"AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"``, ``"...-Random"``,
-        ``"Indexed"``, ``"Unindexed"``, ``"Range"``, ``"TextPreview"``/``"String"`` (where the
+        ``"Indexed"``, ``"Unindexed"``, ``"Range"``, ``"String"`` (where the
         library has them). A plain string, so newer libmongocrypt values work unchanged.
     :param key_id: the data key's UUID as 16 raw bytes (exclusive with ``key_alt_name``).
     :param key_alt_name: the data key's alternate name.

@@ -11,7 +11,7 @@ NEED_MONGO_COLLINFO       ``collection_info(db, filter)``; feed every document r
 NEED_MONGO_MARKINGS       ``mark_command(db, command)``; feed the reply
 NEED_MONGO_KEYS           ``fetch_keys(filter)``; feed every key document
 NEED_KMS_CREDENTIALS      ``fetch_kms_credentials(names)``; provide the credentials
-NEED_KMS                  ``kms_requests(requests)`` for every request of the round
+NEED_KMS                  ``kms_requests(batch)`` until no request is left (retries included)
 READY                     return the finalized result
 DONE                      return None
 ERROR                     raise the context's error
@@ -171,7 +171,9 @@ def run_state_machine(ctx: MongoCryptContext, callback: MongoCryptCallback) -> O
             credentials = callback.fetch_kms_credentials(ctx.on_demand_providers)
             ctx.provide_kms_providers(bson.encode(credentials))
         elif state == State.NEED_KMS:
-            callback.kms_requests(ctx.kms_contexts())
+            # A request that failed and may be retried comes back in the next batch.
+            while batch := ctx.kms_contexts():
+                callback.kms_requests(batch)
             ctx.complete_kms()
         elif state == State.READY:
             return ctx.finish()
@@ -202,7 +204,8 @@ async def run_state_machine_async(ctx: MongoCryptContext,
             credentials = await callback.fetch_kms_credentials(ctx.on_demand_providers)
             ctx.provide_kms_providers(bson.encode(credentials))
         elif state == State.NEED_KMS:
-            await callback.kms_requests(ctx.kms_contexts())
+            while batch := ctx.kms_contexts():
+                await callback.kms_requests(batch)
             ctx.complete_kms()
         elif state == State.READY:
             return ctx.finish()

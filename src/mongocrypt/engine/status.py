@@ -10,13 +10,16 @@ from mongocrypt.errors import MongoCryptError, MongoCryptKmsError
 __all__ = ["raise_status"]
 
 
-def raise_status(read_status: Callable[[Any, Any], Any], owner: Any) -> NoReturn:
+def raise_status(read_status: Callable[[Any, Any], Any], owner: Any,
+                 error: type[MongoCryptError] = MongoCryptError) -> NoReturn:
     """Raise the error that ``owner`` (a handle, context or KMS context) holds.
 
     :param read_status: the libmongocrypt function that copies ``owner``'s status, e.g.
         ``lib.mongocrypt_ctx_status``.
     :param owner: the libmongocrypt object whose last call failed.
-    :raises MongoCryptError: always; :class:`MongoCryptKmsError` for KMS failures.
+    :param error: the class to raise; a status of libmongocrypt's KMS type always raises
+        :class:`MongoCryptKmsError`.
+    :raises MongoCryptError: always.
     """
     status = lib.mongocrypt_status_new()
     try:
@@ -31,5 +34,5 @@ def raise_status(read_status: Callable[[Any, Any], Any], owner: Any) -> NoReturn
     if not message:
         message = "libmongocrypt reported a failure without a message"
     if kind == lib.MONGOCRYPT_STATUS_ERROR_KMS:
-        raise MongoCryptKmsError(message, code)
-    raise MongoCryptError(message, code)
+        error = MongoCryptKmsError
+    raise error(message, code)

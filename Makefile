@@ -1,0 +1,59 @@
+# The one entry point: CI (.ci/run) calls `make test`; the README shows `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The older pinned libmongocrypt, built and tested in a venv of its own.
+FALLBACK_VENDOR := vendor/libmongocrypt-fallback
+FALLBACK_VENV := .venv-fallback
+BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/*.h bindings/shims/*.c) \
+	src/mongocrypt/_version.py
+
+.PHONY: demo test build lint pytest test-fallback deps vendor clean
+
+demo: build
+	$(PY) -m mongocrypt.demo
+
+test: build lint pytest test-fallback
+
+# Debian packages the build needs beyond Python and gcc: libcrypto's link-time files.
+deps:
+	@dpkg -s libssl-dev >/dev/null 2>&1 || { \
+		echo "installing libssl-dev (libcrypto for linking)"; \
+		apt-get install -y -q --no-install-recommends libssl-dev >/dev/null || \
+		{ echo "could not install libssl-dev: run 'apt-get install libssl-dev' as root"; exit 1; }; }
+
+vendor: vendor/libmongocrypt/pins.json
+
+vendor/libmongocrypt/pins.json: vendor/pins.toml vendor/fetch.py
+	$(PYTHON) vendor/fetch.py
+
+$(FALLBACK_VENDOR)/pins.json: vendor/pins.toml vendor/fetch.py
+	$(PYTHON) vendor/fetch.py --pin fallback --dest $(FALLBACK_VENDOR)
+
+build: $(VENV)/.built
+
+$(VENV)/.built: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+lint: build
+	$(VENV)/bin/ruff check src tests build_ffi.py vendor/fetch.py
+	$(VENV)/bin/mypy
+
+pytest: build
+	$(PY) -m pytest
+
+test-fallback: $(FALLBACK_VENDOR)/pins.json $(BUILD_INPUTS) | deps
+	test -x $(FALLBACK_VENV)/bin/python || $(PYTHON) -m venv $(FALLBACK_VENV)
+	$(FALLBACK_VENV)/bin/python -m pip install -q --upgrade pip
+	# Dependencies first, then a forced rebuild of mongocrypt itself, both against the fallback.
+	MONGOCRYPT_VENDOR_DIR=$(CURDIR)/$(FALLBACK_VENDOR) $(FALLBACK_VENV)/bin/python -m pip install -q '.[test]'
+	MONGOCRYPT_VENDOR_DIR=$(CURDIR)/$(FALLBACK_VENDOR) \
+		$(FALLBACK_VENV)/bin/python -m pip install -q --force-reinstall --no-deps .
+	MONGOCRYPT_EXPECT_LIBMONGOCRYPT=fallback $(FALLBACK_VENV)/bin/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(FALLBACK_VENV) build src/mongocrypt/*.so src/*.egg-info \
+		vendor/libmongocrypt vendor/libmongocrypt-fallback vendor/.apt

@@ -1,0 +1,1 @@
+"""Layer 3: implementations of the engine's I/O callback."""
