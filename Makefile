@@ -40,6 +40,7 @@ $(VENV)/.built: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
 
 lint: build
 	$(VENV)/bin/ruff check src tests build_ffi.py vendor/fetch.py
+	$(VENV)/bin/ruff format --check src tests build_ffi.py vendor/fetch.py
 	$(VENV)/bin/mypy
 
 pytest: build

@@ -52,7 +52,9 @@ def package_version() -> str:
 
 def pkg_config(*args: str) -> list[str]:
     try:
-        out = subprocess.run(["pkg-config", *args], check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["pkg-config", *args], check=True, capture_output=True, text=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         raise BuildError(
             "MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT=1 needs pkg-config and libmongocrypt's .pc file "
@@ -64,11 +66,14 @@ def pkg_config(*args: str) -> list[str]:
 def library_settings() -> dict[str, Any]:
     """Compiler and linker settings for the chosen libmongocrypt."""
     if os.environ.get("MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT") == "1":
-        version = tuple(int(p) for p in pkg_config("--modversion", "libmongocrypt")[0].split(".")[:3])
+        version = tuple(
+            int(p) for p in pkg_config("--modversion", "libmongocrypt")[0].split(".")[:3]
+        )
         if version < MIN_LIBMONGOCRYPT:
             raise BuildError(
                 f"the system libmongocrypt is {'.'.join(map(str, version))}; mongocrypt needs "
-                f">= {'.'.join(map(str, MIN_LIBMONGOCRYPT))}. Unset MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT "
+                f">= {'.'.join(map(str, MIN_LIBMONGOCRYPT))}. "
+                "Unset MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT "
                 "to build against the vendored library."
             )
         cflags = pkg_config("--cflags", "libmongocrypt")
@@ -88,7 +93,9 @@ def library_settings() -> dict[str, Any]:
         )
     pins = json.loads((vendor / "pins.json").read_text())["packages"]
     return {
-        "origin": ", ".join(f"{name} {pin['version']} sha256:{pin['sha256']}" for name, pin in pins.items()),
+        "origin": ", ".join(
+            f"{name} {pin['version']} sha256:{pin['sha256']}" for name, pin in pins.items()
+        ),
         "include_dirs": [str(vendor / "include" / "mongocrypt")],
         "extra_compile_args": ["-DMONGOCRYPT_STATIC_DEFINE", "-DKMS_MSG_STATIC"],
         # Keep the archives' symbols private so they cannot clash with another libbson in-process.
@@ -113,12 +120,14 @@ def libc_has_strlcpy() -> bool:
     program = (
         "#include <string.h>\n"
         "size_t strlcpy(char *, const char *, size_t);\n"
-        "int main(void) { char b[4]; return (int)strlcpy(b, \"ab\", sizeof b) - 2; }\n"
+        'int main(void) { char b[4]; return (int)strlcpy(b, "ab", sizeof b) - 2; }\n'
     )
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "probe.c"
         source.write_text(program)
-        result = subprocess.run([*cc, str(source), "-o", str(Path(tmp) / "probe")], capture_output=True)
+        result = subprocess.run(
+            [*cc, str(source), "-o", str(Path(tmp) / "probe")], capture_output=True
+        )
     return result.returncode == 0
 
 
@@ -137,8 +146,11 @@ def make_ffi() -> FFI:
         # setuptools wants sources relative to setup.py
         sources=[] if libc_has_strlcpy() else ["bindings/shims/strlcpy.c"],
         include_dirs=settings["include_dirs"],
-        extra_compile_args=[*settings["extra_compile_args"], *flags,
-                            f'-DMONGOCRYPT_PY_BUILD_VERSION="{build_version}"'],
+        extra_compile_args=[
+            *settings["extra_compile_args"],
+            *flags,
+            f'-DMONGOCRYPT_PY_BUILD_VERSION="{build_version}"',
+        ],
         extra_objects=settings["extra_objects"],
         extra_link_args=settings["extra_link_args"],
         libraries=["crypto", "dl", "m", "pthread"],

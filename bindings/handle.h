@@ -19,4 +19,3 @@ bool mongocrypt_init(mongocrypt_t *crypt);
 bool mongocrypt_status(mongocrypt_t *crypt, mongocrypt_status_t *status);
 void mongocrypt_destroy(mongocrypt_t *crypt);
 const char *mongocrypt_crypt_shared_lib_version_string(const mongocrypt_t *crypt, uint32_t *len);
-uint64_t mongocrypt_crypt_shared_lib_version(const mongocrypt_t *crypt);

@@ -12,5 +12,4 @@ mongocrypt_status_t *mongocrypt_status_new(void);
 mongocrypt_status_type_t mongocrypt_status_type(mongocrypt_status_t *status);
 uint32_t mongocrypt_status_code(mongocrypt_status_t *status);
 const char *mongocrypt_status_message(mongocrypt_status_t *status, uint32_t *len);
-bool mongocrypt_status_ok(mongocrypt_status_t *status);
 void mongocrypt_status_destroy(mongocrypt_status_t *status);

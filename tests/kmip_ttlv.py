@@ -8,12 +8,25 @@ from typing import Union
 
 STRUCTURE, INTEGER, ENUMERATION, TEXT, BYTES = 0x01, 0x02, 0x05, 0x07, 0x08
 TAGS = {
-    "BatchCount": 0x42000D, "BatchItem": 0x42000F, "KeyBlock": 0x420040, "KeyFormatType": 0x420042,
-    "KeyMaterial": 0x420043, "KeyValue": 0x420045, "ObjectType": 0x420057, "Operation": 0x42005C,
-    "ProtocolVersion": 0x420069, "ProtocolVersionMajor": 0x42006A, "ProtocolVersionMinor": 0x42006B,
-    "ResponseHeader": 0x42007A, "ResponseMessage": 0x42007B, "ResponsePayload": 0x42007C,
-    "ResultStatus": 0x42007F, "SecretData": 0x420085, "SecretDataType": 0x420086,
-    "TimeStamp": 0x420092, "UniqueIdentifier": 0x420094,
+    "BatchCount": 0x42000D,
+    "BatchItem": 0x42000F,
+    "KeyBlock": 0x420040,
+    "KeyFormatType": 0x420042,
+    "KeyMaterial": 0x420043,
+    "KeyValue": 0x420045,
+    "ObjectType": 0x420057,
+    "Operation": 0x42005C,
+    "ProtocolVersion": 0x420069,
+    "ProtocolVersionMajor": 0x42006A,
+    "ProtocolVersionMinor": 0x42006B,
+    "ResponseHeader": 0x42007A,
+    "ResponseMessage": 0x42007B,
+    "ResponsePayload": 0x42007C,
+    "ResultStatus": 0x42007F,
+    "SecretData": 0x420085,
+    "SecretDataType": 0x420086,
+    "TimeStamp": 0x420092,
+    "UniqueIdentifier": 0x420094,
 }
 OPERATIONS = {"Register": 0x03, "Get": 0x0A, "Activate": 0x12}
 
@@ -35,7 +48,9 @@ def encode(item: Item) -> bytes:
         assert isinstance(value, bytes)
         body = value
     padding = b"\0" * (-len(body) % 8)
-    return struct.pack(">I", tag)[1:] + bytes([kind]) + struct.pack(">I", len(body)) + body + padding
+    return (
+        struct.pack(">I", tag)[1:] + bytes([kind]) + struct.pack(">I", len(body)) + body + padding
+    )
 
 
 def decode(data: bytes) -> list[Item]:
@@ -104,23 +119,55 @@ class FakeKmipServer:
             payload = [
                 t("ObjectType", ENUMERATION, 0x07),
                 t("UniqueIdentifier", TEXT, uid),
-                t("SecretData", STRUCTURE, [
-                    t("SecretDataType", ENUMERATION, 0x02),
-                    t("KeyBlock", STRUCTURE, [
-                        t("KeyFormatType", ENUMERATION, 0x01),
-                        t("KeyValue", STRUCTURE, [t("KeyMaterial", BYTES, self.secrets[uid])]),
-                    ]),
-                ]),
+                t(
+                    "SecretData",
+                    STRUCTURE,
+                    [
+                        t("SecretDataType", ENUMERATION, 0x02),
+                        t(
+                            "KeyBlock",
+                            STRUCTURE,
+                            [
+                                t("KeyFormatType", ENUMERATION, 0x01),
+                                t(
+                                    "KeyValue",
+                                    STRUCTURE,
+                                    [t("KeyMaterial", BYTES, self.secrets[uid])],
+                                ),
+                            ],
+                        ),
+                    ],
+                ),
             ]
-        return encode(t("ResponseMessage", STRUCTURE, [
-            t("ResponseHeader", STRUCTURE, [
-                t("ProtocolVersion", STRUCTURE, [
-                    t("ProtocolVersionMajor", INTEGER, 1), t("ProtocolVersionMinor", INTEGER, 0)]),
-                t("BatchCount", INTEGER, 1),
-            ]),
-            t("BatchItem", STRUCTURE, [
-                t("Operation", ENUMERATION, OPERATIONS[operation]),
-                t("ResultStatus", ENUMERATION, 0),
-                t("ResponsePayload", STRUCTURE, payload),
-            ]),
-        ]))
+        return encode(
+            t(
+                "ResponseMessage",
+                STRUCTURE,
+                [
+                    t(
+                        "ResponseHeader",
+                        STRUCTURE,
+                        [
+                            t(
+                                "ProtocolVersion",
+                                STRUCTURE,
+                                [
+                                    t("ProtocolVersionMajor", INTEGER, 1),
+                                    t("ProtocolVersionMinor", INTEGER, 0),
+                                ],
+                            ),
+                            t("BatchCount", INTEGER, 1),
+                        ],
+                    ),
+                    t(
+                        "BatchItem",
+                        STRUCTURE,
+                        [
+                            t("Operation", ENUMERATION, OPERATIONS[operation]),
+                            t("ResultStatus", ENUMERATION, 0),
+                            t("ResponsePayload", STRUCTURE, payload),
+                        ],
+                    ),
+                ],
+            )
+        )

@@ -10,8 +10,8 @@ from typing import Any
 
 import bson
 import pytest
-from conftest import DETERMINISTIC, RANDOM, unv, v
 
+from conftest import DETERMINISTIC, RANDOM, unv, v
 from mongocrypt import MongoCryptError, has_string_algorithm
 from mongocrypt.engine import (
     AsyncExplicitEncrypter,
@@ -24,12 +24,14 @@ from mongocrypt.io.memory import InMemoryIO
 
 RANGE_INT = bson.encode({"min": 0, "max": 200, "sparsity": bson.Int64(1), "trimFactor": 1})
 RANGE_DOUBLE = bson.encode({"min": 0.0, "max": 200.0, "precision": 2, "sparsity": bson.Int64(1)})
-STRING_OPTS = bson.encode({
-    "caseSensitive": True,
-    "diacriticSensitive": True,
-    "prefix": {"strMinQueryLength": 2, "strMaxQueryLength": 10},
-    "suffix": {"strMinQueryLength": 2, "strMaxQueryLength": 10},
-})
+STRING_OPTS = bson.encode(
+    {
+        "caseSensitive": True,
+        "diacriticSensitive": True,
+        "prefix": {"strMinQueryLength": 2, "strMaxQueryLength": 10},
+        "suffix": {"strMinQueryLength": 2, "strMaxQueryLength": 10},
+    }
+)
 
 ROUND_TRIPS = [
     (DETERMINISTIC, "457-55-5462", {}),
@@ -49,74 +51,126 @@ def payload(ciphertext: bytes) -> dict[str, Any]:
     return bson.decode(ciphertext[1:])
 
 
-@pytest.mark.parametrize(("algorithm", "value", "extra"), ROUND_TRIPS,
-                         ids=[f"{a.split('-')[-1]}-{type(val).__name__}" for a, val, _ in ROUND_TRIPS])
-def test_round_trip(encrypter: ExplicitEncrypter, key_id: bson.Binary, algorithm: str,
-                    value: Any, extra: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("algorithm", "value", "extra"),
+    ROUND_TRIPS,
+    ids=[f"{a.split('-')[-1]}-{type(val).__name__}" for a, val, _ in ROUND_TRIPS],
+)
+def test_round_trip(
+    encrypter: ExplicitEncrypter,
+    key_id: bson.Binary,
+    algorithm: str,
+    value: Any,
+    extra: dict[str, Any],
+) -> None:
     ciphertext = unv(encrypter.encrypt(v(value), algorithm, key_id=key_id, **extra))
     assert isinstance(ciphertext, bson.Binary) and ciphertext.subtype == 6
     assert bson.encode({"v": value}) != bson.encode({"v": ciphertext})
     assert unv(encrypter.decrypt(v(ciphertext))) == value
 
 
-@pytest.mark.skipif(not has_string_algorithm, reason="the linked libmongocrypt lacks the String algorithm")
+@pytest.mark.skipif(
+    not has_string_algorithm, reason="the linked libmongocrypt lacks the String algorithm"
+)
 def test_string_algorithm_round_trip(encrypter: ExplicitEncrypter, key_id: bson.Binary) -> None:
-    ciphertext = unv(encrypter.encrypt(v("hello world"), "String", key_id=key_id,
-                                       contention_factor=0, string_opts=STRING_OPTS))
+    ciphertext = unv(
+        encrypter.encrypt(
+            v("hello world"), "String", key_id=key_id, contention_factor=0, string_opts=STRING_OPTS
+        )
+    )
     assert ciphertext[0] == 11  # an insert payload
     assert unv(encrypter.decrypt(v(ciphertext))) == "hello world"
-    find = unv(encrypter.encrypt(v("hel"), "String", key_id=key_id, contention_factor=0,
-                                 query_type="prefix", string_opts=STRING_OPTS))
+    find = unv(
+        encrypter.encrypt(
+            v("hel"),
+            "String",
+            key_id=key_id,
+            contention_factor=0,
+            query_type="prefix",
+            string_opts=STRING_OPTS,
+        )
+    )
     assert find[0] == 18  # a text-search find payload
 
 
-@pytest.mark.skipif(has_string_algorithm, reason="checks the error of builds without the String algorithm")
+@pytest.mark.skipif(
+    has_string_algorithm, reason="checks the error of builds without the String algorithm"
+)
 def test_string_options_without_library_support_are_a_clear_error(
-        encrypter: ExplicitEncrypter, key_id: bson.Binary) -> None:
-    with pytest.raises(MongoCryptError, match="String .text. algorithms"):
-        encrypter.encrypt(v("hello"), "String", key_id=key_id, contention_factor=0,
-                          string_opts=STRING_OPTS)
+    encrypter: ExplicitEncrypter, key_id: bson.Binary
+) -> None:
+    with pytest.raises(MongoCryptError, match=r"String \(text\) algorithms"):
+        encrypter.encrypt(
+            v("hello"), "String", key_id=key_id, contention_factor=0, string_opts=STRING_OPTS
+        )
 
 
 def test_key_alt_name_selects_the_key(encrypter: ExplicitEncrypter, key_id: bson.Binary) -> None:
     by_name = unv(encrypter.encrypt(v("x"), DETERMINISTIC, key_alt_name="default"))
     by_id = unv(encrypter.encrypt(v("x"), DETERMINISTIC, key_id=key_id))
     assert by_name == by_id
-    assert by_name[1:17] == bytes(key_id)  # FLE1 ciphertexts carry the key id after the subtype byte
+    assert by_name[1:17] == bytes(
+        key_id
+    )  # FLE1 ciphertexts carry the key id after the subtype byte
 
 
-def test_unknown_key_alt_name_is_an_error(encrypter: ExplicitEncrypter, key_id: bson.Binary) -> None:
+def test_unknown_key_alt_name_is_an_error(
+    encrypter: ExplicitEncrypter, key_id: bson.Binary
+) -> None:
     with pytest.raises(MongoCryptError, match="not all keys requested were satisfied"):
         encrypter.encrypt(v("x"), DETERMINISTIC, key_alt_name="missing")
 
 
 def test_contention_factor_zero_reaches_libmongocrypt(
-        encrypter: ExplicitEncrypter, key_id: bson.Binary) -> None:
+    encrypter: ExplicitEncrypter, key_id: bson.Binary
+) -> None:
     """0 is a value, not "unset": without it Indexed is refused; with 0 the insert payload's
     contention counter is 0 and a find payload's maximum contention is 0."""
     with pytest.raises(MongoCryptError, match="contention"):
         encrypter.encrypt(v("x"), "Indexed", key_id=key_id)
-    inserts = {payload(unv(encrypter.encrypt(v("x"), "Indexed", key_id=key_id, contention_factor=0)))["k"]
-               for _ in range(8)}
+    inserts = {
+        payload(unv(encrypter.encrypt(v("x"), "Indexed", key_id=key_id, contention_factor=0)))["k"]
+        for _ in range(8)
+    }
     assert inserts == {0}
-    find_zero = payload(unv(encrypter.encrypt(v("x"), "Indexed", key_id=key_id, contention_factor=0,
-                                              query_type="equality")))
-    find_eight = payload(unv(encrypter.encrypt(v("x"), "Indexed", key_id=key_id, contention_factor=8,
-                                               query_type="equality")))
+    find_zero = payload(
+        unv(
+            encrypter.encrypt(
+                v("x"), "Indexed", key_id=key_id, contention_factor=0, query_type="equality"
+            )
+        )
+    )
+    find_eight = payload(
+        unv(
+            encrypter.encrypt(
+                v("x"), "Indexed", key_id=key_id, contention_factor=8, query_type="equality"
+            )
+        )
+    )
     assert (find_zero["cm"], find_eight["cm"]) == (0, 8)
 
 
 def test_range_expression(encrypter: ExplicitEncrypter, key_id: bson.Binary) -> None:
     expression = {"$and": [{"age": {"$gte": 5}}, {"age": {"$lte": 20}}]}
-    encrypted = unv(encrypter.encrypt(v(expression), "Range", key_id=key_id, contention_factor=0,
-                                      query_type="range", range_opts=RANGE_INT, is_expression=True))
+    encrypted = unv(
+        encrypter.encrypt(
+            v(expression),
+            "Range",
+            key_id=key_id,
+            contention_factor=0,
+            query_type="range",
+            range_opts=RANGE_INT,
+            is_expression=True,
+        )
+    )
     lower, upper = encrypted["$and"]
     assert lower["age"]["$gte"].subtype == 6 and lower["age"]["$gte"][0] == 13  # range find payload
     assert upper["age"]["$lte"].subtype == 6
 
 
 def test_deterministic_is_deterministic_and_random_is_not(
-        encrypter: ExplicitEncrypter, key_id: bson.Binary) -> None:
+    encrypter: ExplicitEncrypter, key_id: bson.Binary
+) -> None:
     det = {bytes(unv(encrypter.encrypt(v("same"), DETERMINISTIC, key_id=key_id))) for _ in range(3)}
     rand = {bytes(unv(encrypter.encrypt(v("same"), RANDOM, key_id=key_id))) for _ in range(3)}
     assert (len(det), len(rand)) == (1, 3)
@@ -134,7 +188,9 @@ def test_data_key_document(encrypter: ExplicitEncrypter, memory_io: InMemoryIO) 
 def _vault_with(local_key: bytes, *documents: dict[str, Any]) -> ExplicitEncrypter:
     io = InMemoryIO()
     io.keys.extend(bson.encode(d) for d in documents)
-    return ExplicitEncrypter(io, MongoCryptOptions({"local": {"key": local_key}}, bypass_encryption=True))
+    return ExplicitEncrypter(
+        io, MongoCryptOptions({"local": {"key": local_key}}, bypass_encryption=True)
+    )
 
 
 def test_key_material_is_the_key(local_key: bytes) -> None:
@@ -165,8 +221,9 @@ def test_key_material_must_be_96_bytes(encrypter: ExplicitEncrypter) -> None:
 def test_rewrap_many_data_key_moves_keys_to_another_master_key(local_key: bytes) -> None:
     new_key = os.urandom(96)
     io = InMemoryIO()
-    options = MongoCryptOptions({"local": {"key": local_key}, "local:new": {"key": new_key}},
-                                bypass_encryption=True)
+    options = MongoCryptOptions(
+        {"local": {"key": local_key}, "local:new": {"key": new_key}}, bypass_encryption=True
+    )
     encrypter = ExplicitEncrypter(io, options)
     ids = [encrypter.create_data_key("local") for _ in range(3)]
     ciphertext = unv(encrypter.encrypt(v("kept"), RANDOM, key_id=ids[0]))
@@ -181,9 +238,12 @@ def test_rewrap_many_data_key_moves_keys_to_another_master_key(local_key: bytes)
     for raw in io.keys:
         document = bson.decode(raw)
         change = rewrapped[document["_id"]]
-        updated.append({**document, "keyMaterial": change["keyMaterial"], "masterKey": change["masterKey"]})
-    reader = ExplicitEncrypter(InMemoryIO(), MongoCryptOptions({"local:new": {"key": new_key}},
-                                                               bypass_encryption=True))
+        updated.append(
+            {**document, "keyMaterial": change["keyMaterial"], "masterKey": change["masterKey"]}
+        )
+    reader = ExplicitEncrypter(
+        InMemoryIO(), MongoCryptOptions({"local:new": {"key": new_key}}, bypass_encryption=True)
+    )
     reader.callback.keys.extend(bson.encode(d) for d in updated)  # type: ignore[attr-defined]
     assert unv(reader.decrypt(v(ciphertext))) == "kept"
 
@@ -242,10 +302,12 @@ def test_async_explicit_encrypter_round_trips(local_key: bytes) -> None:
     async def scenario() -> None:
         encrypter = AsyncExplicitEncrypter(
             AsyncMemoryIO(InMemoryIO()),
-            MongoCryptOptions({"local": {"key": local_key}}, bypass_encryption=True))
+            MongoCryptOptions({"local": {"key": local_key}}, bypass_encryption=True),
+        )
         key_id = await encrypter.create_data_key("local", key_alt_names=["async"])
-        results = await asyncio.gather(*(
-            encrypter.encrypt(v(f"value {i}"), RANDOM, key_alt_name="async") for i in range(20)))
+        results = await asyncio.gather(
+            *(encrypter.encrypt(v(f"value {i}"), RANDOM, key_alt_name="async") for i in range(20))
+        )
         plain = await asyncio.gather(*(encrypter.decrypt(r) for r in results))
         assert [unv(p) for p in plain] == [f"value {i}" for i in range(20)]
         rewrapped = await encrypter.rewrap_many_data_key({})

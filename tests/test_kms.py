@@ -10,11 +10,20 @@ from typing import Any, Callable
 
 import bson
 import pytest
-from conftest import DETERMINISTIC, RANDOM, RecordingIO, http_reply, load_http_reply, load_json, unv, v
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from kmip_ttlv import FakeKmipServer
 
+from conftest import (
+    DETERMINISTIC,
+    RANDOM,
+    RecordingIO,
+    http_reply,
+    load_http_reply,
+    load_json,
+    unv,
+    v,
+)
+from kmip_ttlv import FakeKmipServer
 from mongocrypt import MongoCryptKmsError, has_kms_in_place_retry
 from mongocrypt.engine import ExplicitEncrypter, KmsContext, MongoCryptOptions
 from mongocrypt.io.memory import InMemoryIO
@@ -24,7 +33,9 @@ AWS_REPLY = "libmongocrypt/keys/12345678123498761234123456789012-aws-decrypt-rep
 AWS_CREDENTIALS = {"accessKeyId": "AKIDEXAMPLE", "secretAccessKey": "aws-secret-example"}
 
 
-def encrypter_for(providers: dict[str, Any], io: InMemoryIO, *keys: dict[str, Any]) -> ExplicitEncrypter:
+def encrypter_for(
+    providers: dict[str, Any], io: InMemoryIO, *keys: dict[str, Any]
+) -> ExplicitEncrypter:
     io.keys.extend(bson.encode(k) for k in keys)
     return ExplicitEncrypter(io, MongoCryptOptions(providers, bypass_encryption=True))
 
@@ -35,11 +46,14 @@ def replay(*replies: bytes) -> Callable[[KmsContext], bytes]:
     return lambda _request: queue.pop(0)
 
 
-def by_endpoint(replies: dict[str, bytes], seen: list[tuple[str, bytes]]) -> Callable[[KmsContext], bytes]:
+def by_endpoint(
+    replies: dict[str, bytes], seen: list[tuple[str, bytes]]
+) -> Callable[[KmsContext], bytes]:
     def respond(request: KmsContext) -> bytes:
         seen.append((request.endpoint, request.message))
         host = request.endpoint.split(":")[0]
         return next(reply for suffix, reply in replies.items() if host.endswith(suffix))
+
     return respond
 
 
@@ -52,7 +66,9 @@ def test_aws_request_and_recorded_reply() -> None:
     assert unv(encrypter.decrypt(v(ciphertext))) == "457-55-5462"
     ((endpoint, message),) = seen  # one KMS call: the decrypted key is cached afterwards
     assert endpoint == "kms.us-east-1.amazonaws.com:443"
-    assert message.startswith(b"POST / HTTP/1.1") and b"X-Amz-Target:TrentService.Decrypt" in message
+    assert (
+        message.startswith(b"POST / HTTP/1.1") and b"X-Amz-Target:TrentService.Decrypt" in message
+    )
     assert b"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/" in message
     assert b"aws-secret-example" not in message
 
@@ -73,10 +89,14 @@ def test_named_provider_keys_the_request() -> None:
 
 def test_azure_token_then_unwrap() -> None:
     seen: list[tuple[str, bytes]] = []
-    replies = {"login.microsoftonline.com": load_http_reply("libmongocrypt/kms-azure/oauth-response.txt"),
-               "vault.azure.net": load_http_reply("libmongocrypt/kms-azure/decrypt-response.txt")}
+    replies = {
+        "login.microsoftonline.com": load_http_reply("libmongocrypt/kms-azure/oauth-response.txt"),
+        "vault.azure.net": load_http_reply("libmongocrypt/kms-azure/decrypt-response.txt"),
+    }
     io = InMemoryIO(kms={"azure": by_endpoint(replies, seen)})
-    providers = {"azure": {"tenantId": "tenant-1", "clientId": "client-1", "clientSecret": "azure-secret"}}
+    providers = {
+        "azure": {"tenantId": "tenant-1", "clientId": "client-1", "clientSecret": "azure-secret"}
+    }
     encrypter = encrypter_for(providers, io, load_json("libmongocrypt/key-document-azure.json"))
     ciphertext = unv(encrypter.encrypt(v({"a": 1}), RANDOM, key_alt_name="keyDocumentName"))
     assert unv(encrypter.decrypt(v(ciphertext))) == {"a": 1}
@@ -93,28 +113,45 @@ def test_gcp_signed_token_then_decrypt() -> None:
     """libmongocrypt signs the OAuth assertion natively (RS256); the signature must verify with the
     service account's public key."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    der = private.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     seen: list[tuple[str, bytes]] = []
-    replies = {"oauth2.googleapis.com": load_http_reply("libmongocrypt/kms-gcp/oauth-response.txt"),
-               "cloudkms.googleapis.com": load_http_reply("libmongocrypt/kms-gcp/decrypt-response.txt")}
-    providers = {"gcp": {"email": "svc@project.iam.gserviceaccount.com",
-                         "privateKey": base64.b64encode(der).decode()}}
-    encrypter = encrypter_for(providers, InMemoryIO(kms={"gcp": by_endpoint(replies, seen)}),
-                              load_json("libmongocrypt/key-document-gcp.json"))
+    replies = {
+        "oauth2.googleapis.com": load_http_reply("libmongocrypt/kms-gcp/oauth-response.txt"),
+        "cloudkms.googleapis.com": load_http_reply("libmongocrypt/kms-gcp/decrypt-response.txt"),
+    }
+    providers = {
+        "gcp": {
+            "email": "svc@project.iam.gserviceaccount.com",
+            "privateKey": base64.b64encode(der).decode(),
+        }
+    }
+    encrypter = encrypter_for(
+        providers,
+        InMemoryIO(kms={"gcp": by_endpoint(replies, seen)}),
+        load_json("libmongocrypt/key-document-gcp.json"),
+    )
     key_id = load_json("libmongocrypt/key-document-gcp.json")["_id"]
     ciphertext = unv(encrypter.encrypt(v("gcp"), RANDOM, key_id=key_id))
     assert unv(encrypter.decrypt(v(ciphertext))) == "gcp"
     (token_endpoint, token_request), (kms_endpoint, decrypt_request) = seen
-    assert (token_endpoint, kms_endpoint) == ("oauth2.googleapis.com:443", "cloudkms.googleapis.com:443")
+    assert (token_endpoint, kms_endpoint) == (
+        "oauth2.googleapis.com:443",
+        "cloudkms.googleapis.com:443",
+    )
     assertion = token_request.split(b"assertion=")[1].split(b"&")[0].decode()
     header, claims, signature = assertion.split(".")
     b64 = lambda part: base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))  # noqa: E731
     assert json.loads(b64(header))["alg"] == "RS256"
     assert json.loads(b64(claims))["iss"] == "svc@project.iam.gserviceaccount.com"
-    private.public_key().verify(b64(signature), f"{header}.{claims}".encode(),
-                                padding.PKCS1v15(), hashes.SHA256())
-    assert b":decrypt" in decrypt_request and b"Authorization:Bearer test-access-token" in decrypt_request
+    private.public_key().verify(
+        b64(signature), f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256()
+    )
+    assert (
+        b":decrypt" in decrypt_request
+        and b"Authorization:Bearer test-access-token" in decrypt_request
+    )
 
 
 def test_kmip_register_activate_get() -> None:
@@ -140,8 +177,13 @@ def test_kmip_register_activate_get() -> None:
 
 
 def test_retryable_http_error_is_retried() -> None:
-    io = RecordingIO(kms={"aws": replay(http_reply(500, b"{}", "Internal Server Error"),
-                                        load_http_reply(AWS_REPLY))})
+    io = RecordingIO(
+        kms={
+            "aws": replay(
+                http_reply(500, b"{}", "Internal Server Error"), load_http_reply(AWS_REPLY)
+            )
+        }
+    )
     encrypter = encrypter_for({"aws": AWS_CREDENTIALS}, io, load_json(AWS_KEY))
     ciphertext = unv(encrypter.encrypt(v(5), RANDOM, key_id=load_json(AWS_KEY)["_id"]))
     assert unv(encrypter.decrypt(v(ciphertext))) == 5
@@ -188,11 +230,15 @@ def test_kms_error_reply_is_a_kms_error() -> None:
         encrypter.encrypt(v(5), RANDOM, key_id=load_json(AWS_KEY)["_id"])
 
 
-@pytest.mark.skipif(not has_kms_in_place_retry, reason="the linked libmongocrypt lacks feed_with_retry")
+@pytest.mark.skipif(
+    not has_kms_in_place_retry, reason="the linked libmongocrypt lacks feed_with_retry"
+)
 def test_feed_with_retry_ends_the_attempt_and_the_request_comes_back() -> None:
     class RetryAwareIO(InMemoryIO):
-        replies = [http_reply(503, b"{}", "Unavailable"), load_http_reply(AWS_REPLY)]
-        outcomes: list[bool] = []
+        def __init__(self) -> None:
+            super().__init__()
+            self.replies = [http_reply(503, b"{}", "Unavailable"), load_http_reply(AWS_REPLY)]
+            self.outcomes: list[bool] = []
 
         def kms_request(self, kms_context: KmsContext) -> None:
             assert kms_context.bytes_needed > 0
@@ -208,7 +254,10 @@ def test_feed_with_retry_ends_the_attempt_and_the_request_comes_back() -> None:
 
     io = RetryAwareIO()
     encrypter = encrypter_for({"aws": AWS_CREDENTIALS}, io, load_json(AWS_KEY))
-    assert unv(encrypter.decrypt(encrypter.encrypt(v(9), RANDOM, key_id=load_json(AWS_KEY)["_id"]))) == 9
+    assert (
+        unv(encrypter.decrypt(encrypter.encrypt(v(9), RANDOM, key_id=load_json(AWS_KEY)["_id"])))
+        == 9
+    )
     assert io.outcomes == [True, False]
 
 

@@ -49,7 +49,9 @@ def test_static_archives_symbols_are_not_exported() -> None:
         pytest.skip("needs nm (binutils)")
     out = subprocess.run(
         ["nm", "-D", "--defined-only", _libmongocrypt.__file__],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     exported = {line.split()[-1] for line in out.splitlines() if line.strip()}
     assert not {s for s in exported if s.startswith(("bson_", "mongocrypt_", "kms_"))}

@@ -44,7 +44,9 @@ def test_maps_are_accepted_as_mappings_or_bson() -> None:
     schema = {"db.coll": {"bsonType": "object"}}
     providers = {"local": {"key": os.urandom(96)}}
     assert MongoCryptOptions(providers, schema_map=schema).schema_map == bson.encode(schema)
-    assert MongoCryptOptions(providers, schema_map=bson.encode(schema)).schema_map == bson.encode(schema)
+    assert MongoCryptOptions(providers, schema_map=bson.encode(schema)).schema_map == bson.encode(
+        schema
+    )
 
 
 def test_empty_provider_settings_mean_on_demand_credentials() -> None:
@@ -93,7 +95,10 @@ def test_algorithm_must_be_a_string() -> None:
     [
         ({"kms_provider": 1}, "kms_provider must be a str"),
         ({"kms_provider": "aws", "master_key": "arn"}, "master_key must be a mapping"),
-        ({"kms_provider": "local", "key_alt_names": "abc"}, "key_alt_names must be a sequence of str"),
+        (
+            {"kms_provider": "local", "key_alt_names": "abc"},
+            "key_alt_names must be a sequence of str",
+        ),
         ({"kms_provider": "local", "key_material": "x" * 96}, "key_material must be bytes"),
     ],
 )

@@ -48,7 +48,9 @@ WANTED = {
         "include/kms_message/": "include/kms_message/",
         "lib/{triplet}/libmongocrypt-static.a": "lib/libmongocrypt-static.a",
         "lib/{triplet}/libkms_message-static.a": "lib/libkms_message-static.a",
-        "lib/{triplet}/libbson-static-for-libmongocrypt.a": "lib/libbson-static-for-libmongocrypt.a",
+        "lib/{triplet}/libbson-static-for-libmongocrypt.a": (
+            "lib/libbson-static-for-libmongocrypt.a"
+        ),
         "share/doc/libmongocrypt-dev/copyright": "licenses/libmongocrypt.copyright",
     },
     "libintelrdfpmath-dev": {
@@ -128,7 +130,9 @@ class PrivateApt:
 
     def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         if not shutil.which("apt-get"):
-            raise FetchError("apt-get is not installed; vendor/fetch.py needs a Debian-based machine")
+            raise FetchError(
+                "apt-get is not installed; vendor/fetch.py needs a Debian-based machine"
+            )
         return subprocess.run(
             ["apt-get", "-q", *self.options, *args], cwd=cwd, capture_output=True, text=True
         )
@@ -146,7 +150,10 @@ class PrivateApt:
             self.updated = True
         result = self.run("download", f"{package}:{self.arch}={version}", cwd=self.debs)
         if result.returncode != 0:
-            print(f"fetch: {package} {version} not available: {result.stderr.strip()}", file=sys.stderr)
+            print(
+                f"fetch: {package} {version} not available: {result.stderr.strip()}",
+                file=sys.stderr,
+            )
             return None
         return deb if deb.exists() else None
 
@@ -192,7 +199,9 @@ def unpack(deb: Path, package: str, arch: str, dest: Path) -> None:
                     found.add(src)
     missing = set(wanted) - found
     if missing:
-        raise FetchError(f"{deb.name} lacks {sorted(missing)}; the pin in {PINS} points at the wrong package")
+        raise FetchError(
+            f"{deb.name} lacks {sorted(missing)}; the pin in {PINS} points at the wrong package"
+        )
 
 
 def fetch_package(apt: PrivateApt, package: str, choices: dict, role: str) -> tuple[dict, Path]:
@@ -202,7 +211,9 @@ def fetch_package(apt: PrivateApt, package: str, choices: dict, role: str) -> tu
         pin = choices[name]
         expected = pin["sha256"].get(apt.arch)
         if expected is None:
-            raise FetchError(f"{PINS} has no sha256 for {package} on {apt.arch}; add one to build here")
+            raise FetchError(
+                f"{PINS} has no sha256 for {package} on {apt.arch}; add one to build here"
+            )
         deb = apt.download(package, pin["version"])
         if deb is None:
             continue
@@ -227,8 +238,12 @@ def fetch_package(apt: PrivateApt, package: str, choices: dict, role: str) -> tu
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pin", choices=["auto", "primary", "fallback"], default="auto",
-                        help="which libmongocrypt pin to use (default: primary, else fallback)")
+    parser.add_argument(
+        "--pin",
+        choices=["auto", "primary", "fallback"],
+        default="auto",
+        help="which libmongocrypt pin to use (default: primary, else fallback)",
+    )
     parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="where to unpack")
     args = parser.parse_args(argv)
 
@@ -237,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     stamp_path = args.dest / "pins.json"
     try:
         wanted_roles = {"libmongocrypt-dev": args.pin, "libintelrdfpmath-dev": "auto"}
-        if stamp_path.exists() and _up_to_date(json.loads(stamp_path.read_text()), pins, wanted_roles, arch):
+        if stamp_path.exists() and up_to_date(
+            json.loads(stamp_path.read_text()), pins, wanted_roles, arch
+        ):
             print(f"fetch: {args.dest} is up to date", file=sys.stderr)
             return 0
         suites = sorted({pin["suite"] for choices in pins.values() for pin in choices.values()})
@@ -248,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         for package, role in wanted_roles.items():
             used[package], deb = fetch_package(apt, package, pins[package], role)
             unpack(deb, package, arch, staging)
-        (staging / "pins.json").write_text(json.dumps({"arch": arch, "packages": used}, indent=2) + "\n")
+        (staging / "pins.json").write_text(
+            json.dumps({"arch": arch, "packages": used}, indent=2) + "\n"
+        )
         shutil.rmtree(args.dest, ignore_errors=True)
         staging.rename(args.dest)
     except FetchError as exc:
@@ -259,11 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _up_to_date(stamp: dict, pins: dict, roles: dict[str, str], arch: str) -> bool:
+def up_to_date(stamp: dict, pins: dict, roles: dict[str, str], arch: str) -> bool:
     """Whether an earlier unpack holds exactly the preferred pin of every package."""
     for package, role in roles.items():
         preferred = pins[package]["fallback" if role == "fallback" else "primary"]
-        if stamp.get("arch") != arch or stamp["packages"].get(package, {}).get("sha256") != preferred["sha256"].get(arch):
+        if stamp.get("arch") != arch or stamp["packages"].get(package, {}).get(
+            "sha256"
+        ) != preferred["sha256"].get(arch):
             return False
     return True
 

@@ -1,4 +1,4 @@
-"""mongocrypt: MongoDB client-side field level and Queryable Encryption on a native libmongocrypt."""
+"""mongocrypt: MongoDB client-side field level and Queryable Encryption, on native libmongocrypt."""
 
 from mongocrypt._version import __version__
 from mongocrypt.engine import (

@@ -31,7 +31,8 @@ BLOB_KINDS = {
 
 def describe(ciphertext: bson.Binary) -> str:
     kind = BLOB_KINDS.get(ciphertext[0], f"blob subtype {ciphertext[0]}")
-    return f"Binary subtype {ciphertext.subtype}, {len(ciphertext):4} bytes, {kind}: {ciphertext[:12].hex()}..."
+    head = ciphertext[:12].hex()
+    return f"Binary subtype {ciphertext.subtype}, {len(ciphertext):4} bytes, {kind}: {head}..."
 
 
 def main() -> None:
@@ -47,13 +48,34 @@ def main() -> None:
         (RANDOM, "457-55-5462", {}),
         ("Indexed", "457-55-5462", {"contention_factor": 0}),
         ("Unindexed", "457-55-5462", {}),
-        ("Range", 42, {"contention_factor": 0, "range_opts": bson.encode(
-            {"min": 0, "max": 200, "sparsity": bson.Int64(1), "trimFactor": 1})}),
+        (
+            "Range",
+            42,
+            {
+                "contention_factor": 0,
+                "range_opts": bson.encode(
+                    {"min": 0, "max": 200, "sparsity": bson.Int64(1), "trimFactor": 1}
+                ),
+            },
+        ),
     ]
     if has_string_algorithm:
-        cases.append(("String", "hello world", {"contention_factor": 0, "string_opts": bson.encode(
-            {"caseSensitive": True, "diacriticSensitive": True,
-             "prefix": {"strMinQueryLength": 2, "strMaxQueryLength": 10}})}))
+        cases.append(
+            (
+                "String",
+                "hello world",
+                {
+                    "contention_factor": 0,
+                    "string_opts": bson.encode(
+                        {
+                            "caseSensitive": True,
+                            "diacriticSensitive": True,
+                            "prefix": {"strMinQueryLength": 2, "strMaxQueryLength": 10},
+                        }
+                    ),
+                },
+            )
+        )
     for algorithm, value, extra in cases:
         encrypted = encrypter.encrypt(bson.encode({"v": value}), algorithm, key_id=key_id, **extra)
         ciphertext = bson.decode(encrypted)["v"]
@@ -62,8 +84,12 @@ def main() -> None:
         print(f"{algorithm:>44}  {value!r:>14} -> {describe(ciphertext)}")
         print(f"{'':>44}  decrypts back to {decrypted!r}")
 
-    same = [bson.decode(encrypter.encrypt(bson.encode({"v": "x"}), algorithm, key_alt_name="demo-key"))["v"]
-            for algorithm in (DETERMINISTIC, DETERMINISTIC, RANDOM, RANDOM)]
+    same = [
+        bson.decode(encrypter.encrypt(bson.encode({"v": "x"}), algorithm, key_alt_name="demo-key"))[
+            "v"
+        ]
+        for algorithm in (DETERMINISTIC, DETERMINISTIC, RANDOM, RANDOM)
+    ]
     print(f"\nDeterministic: equal inputs give equal ciphertexts: {same[0] == same[1]}")
     print(f"Random:        equal inputs give equal ciphertexts: {same[2] == same[3]}")
 

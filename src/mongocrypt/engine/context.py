@@ -43,8 +43,9 @@ class MongoCryptContext:
 
     __slots__ = ("_crypt", "_ctx", "database", "on_demand_providers")
 
-    def __init__(self, crypt: Any, database: Optional[str] = None,
-                 on_demand_providers: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, crypt: Any, database: Optional[str] = None, on_demand_providers: tuple[str, ...] = ()
+    ) -> None:
         self._crypt = crypt
         self._ctx = ffi.gc(lib.mongocrypt_ctx_new(crypt), lib.mongocrypt_ctx_destroy)
         self.database = database
@@ -101,13 +102,17 @@ class MongoCryptContext:
         if opts.key_id is not None:
             self._set_binary(lib.mongocrypt_ctx_setopt_key_id, opts.key_id)
         if opts.key_alt_name is not None:
-            self._set_binary(lib.mongocrypt_ctx_setopt_key_alt_name,
-                             bson.encode({"keyAltName": opts.key_alt_name}))
+            self._set_binary(
+                lib.mongocrypt_ctx_setopt_key_alt_name,
+                bson.encode({"keyAltName": opts.key_alt_name}),
+            )
         self._set_string(lib.mongocrypt_ctx_setopt_algorithm, opts.algorithm)
         if opts.query_type is not None:
             self._set_string(lib.mongocrypt_ctx_setopt_query_type, opts.query_type)
         if opts.contention_factor is not None:
-            self._check(lib.mongocrypt_ctx_setopt_contention_factor(self._ctx, opts.contention_factor))
+            self._check(
+                lib.mongocrypt_ctx_setopt_contention_factor(self._ctx, opts.contention_factor)
+            )
         if opts.range_opts is not None:
             self._set_binary(lib.mongocrypt_ctx_setopt_algorithm_range, opts.range_opts)
         if opts.string_opts is not None:
@@ -122,12 +127,18 @@ class MongoCryptContext:
         """Set the key encryption key, alternate names and key material of a new data key."""
         self.set_key_encryption_key(opts.kms_provider, opts.master_key)
         for name in opts.key_alt_names:
-            self._set_binary(lib.mongocrypt_ctx_setopt_key_alt_name, bson.encode({"keyAltName": name}))
+            self._set_binary(
+                lib.mongocrypt_ctx_setopt_key_alt_name, bson.encode({"keyAltName": name})
+            )
         if opts.key_material is not None:
-            self._set_binary(lib.mongocrypt_ctx_setopt_key_material,
-                             bson.encode({"keyMaterial": bson.Binary(bytes(opts.key_material))}))
+            self._set_binary(
+                lib.mongocrypt_ctx_setopt_key_material,
+                bson.encode({"keyMaterial": bson.Binary(bytes(opts.key_material))}),
+            )
 
-    def set_key_encryption_key(self, provider: str, master_key: Optional[Mapping[str, Any]]) -> None:
+    def set_key_encryption_key(
+        self, provider: str, master_key: Optional[Mapping[str, Any]]
+    ) -> None:
         """Set the key encryption key a rewrap moves keys to."""
         document = {"provider": provider, **(master_key or {})}
         self._set_binary(lib.mongocrypt_ctx_setopt_key_encryption_key, bson.encode(document))
@@ -142,8 +153,11 @@ class MongoCryptContext:
         self._set_binary(lib.mongocrypt_ctx_decrypt_init, document)
 
     def init_explicit_encrypt(self, value: BufferLike, is_expression: bool) -> None:
-        init = (lib.mongocrypt_ctx_explicit_encrypt_expression_init if is_expression
-                else lib.mongocrypt_ctx_explicit_encrypt_init)
+        init = (
+            lib.mongocrypt_ctx_explicit_encrypt_expression_init
+            if is_expression
+            else lib.mongocrypt_ctx_explicit_encrypt_init
+        )
         self._set_binary(init, value)
 
     def init_explicit_decrypt(self, value: BufferLike) -> None:
@@ -195,7 +209,7 @@ class MongoCryptContext:
         serviced concurrently). A request whose attempt failed but may be retried is waiting
         again afterwards; call until the list is empty, then :meth:`complete_kms`."""
         ctx = self._live
-        requests = []
+        requests: list[KmsContext] = []
         while True:
             kms = lib.mongocrypt_ctx_next_kms_ctx(ctx)
             if kms == ffi.NULL:

@@ -1,8 +1,9 @@
 """Whole operations on one handle: what pymongo calls through pymongocrypt's encrypters.
 
-:class:`AutoEncrypter` serves a ``MongoClient`` with automatic encryption; :class:`ExplicitEncrypter`
-serves a ``ClientEncryption``. Each owns a :class:`~mongocrypt.engine.handle.MongoCrypt` and an I/O
-callback; the async variants take an :class:`AsyncMongoCryptCallback` and share everything else.
+:class:`AutoEncrypter` serves a ``MongoClient`` with automatic encryption;
+:class:`ExplicitEncrypter` serves a ``ClientEncryption``. Each owns a
+:class:`~mongocrypt.engine.handle.MongoCrypt` and an I/O callback; the async variants take an
+:class:`AsyncMongoCryptCallback` and share everything else.
 """
 
 from __future__ import annotations
@@ -38,24 +39,46 @@ class _ExplicitContexts:
 
     mongocrypt: MongoCrypt
 
-    def _data_key_context(self, kms_provider: str, master_key: Optional[Mapping[str, Any]],
-                          key_alt_names: Optional[Sequence[str]],
-                          key_material: Optional[bytes]) -> MongoCryptContext:
+    def _data_key_context(
+        self,
+        kms_provider: str,
+        master_key: Optional[Mapping[str, Any]],
+        key_alt_names: Optional[Sequence[str]],
+        key_material: Optional[bytes],
+    ) -> MongoCryptContext:
         opts = DataKeyOptions(kms_provider, master_key, tuple(key_alt_names or ()), key_material)
         return self.mongocrypt.data_key_context(opts)
 
-    def _rewrap_context(self, filter: Any, provider: Optional[str],
-                        master_key: Optional[Mapping[str, Any]]) -> MongoCryptContext:
-        encoded = filter if isinstance(filter, (bytes, bytearray, memoryview)) else bson.encode(filter)
+    def _rewrap_context(
+        self, filter: Any, provider: Optional[str], master_key: Optional[Mapping[str, Any]]
+    ) -> MongoCryptContext:
+        encoded = (
+            filter if isinstance(filter, (bytes, bytearray, memoryview)) else bson.encode(filter)
+        )
         return self.mongocrypt.rewrap_many_data_key_context(encoded, provider, master_key)
 
-    def _encrypt_context(self, value: BufferLike, algorithm: str, key_id: Optional[bytes],
-                         key_alt_name: Optional[str], query_type: Optional[str],
-                         contention_factor: Optional[int], range_opts: Optional[bytes],
-                         is_expression: bool, string_opts: Optional[bytes]) -> MongoCryptContext:
+    def _encrypt_context(
+        self,
+        value: BufferLike,
+        algorithm: str,
+        key_id: Optional[bytes],
+        key_alt_name: Optional[str],
+        query_type: Optional[str],
+        contention_factor: Optional[int],
+        range_opts: Optional[bytes],
+        is_expression: bool,
+        string_opts: Optional[bytes],
+    ) -> MongoCryptContext:
         opts = ExplicitEncryptOptions(
-            algorithm, None if key_id is None else bytes(key_id), key_alt_name, query_type,
-            contention_factor, range_opts, string_opts, is_expression)
+            algorithm,
+            None if key_id is None else bytes(key_id),
+            key_alt_name,
+            query_type,
+            contention_factor,
+            range_opts,
+            string_opts,
+            is_expression,
+        )
         return self.mongocrypt.explicit_encryption_context(value, opts)
 
 
@@ -70,28 +93,52 @@ class ExplicitEncrypter(_ExplicitContexts):
         self.callback = callback
         self.mongocrypt = MongoCrypt(mongo_crypt_opts)
 
-    def create_data_key(self, kms_provider: str, master_key: Optional[Mapping[str, Any]] = None,
-                        key_alt_names: Optional[Sequence[str]] = None,
-                        key_material: Optional[bytes] = None) -> Any:
+    def create_data_key(
+        self,
+        kms_provider: str,
+        master_key: Optional[Mapping[str, Any]] = None,
+        key_alt_names: Optional[Sequence[str]] = None,
+        key_material: Optional[bytes] = None,
+    ) -> Any:
         """Create a data key, insert it in the key vault, and return its ``_id``."""
         with self._data_key_context(kms_provider, master_key, key_alt_names, key_material) as ctx:
             key = _result(run_state_machine(ctx, self.callback), "data key creation")
         return self.callback.insert_data_key(key)
 
-    def rewrap_many_data_key(self, filter: Any, provider: Optional[str] = None,
-                             master_key: Optional[Mapping[str, Any]] = None) -> Optional[bytes]:
+    def rewrap_many_data_key(
+        self,
+        filter: Any,
+        provider: Optional[str] = None,
+        master_key: Optional[Mapping[str, Any]] = None,
+    ) -> Optional[bytes]:
         """Re-encrypt the matching keys; BSON ``{"v": [keys]}``, or None when nothing matched."""
         with self._rewrap_context(filter, provider, master_key) as ctx:
             return run_state_machine(ctx, self.callback)
 
-    def encrypt(self, value: BufferLike, algorithm: str, key_id: Optional[bytes] = None,
-                key_alt_name: Optional[str] = None, query_type: Optional[str] = None,
-                contention_factor: Optional[int] = None, range_opts: Optional[bytes] = None,
-                is_expression: bool = False, string_opts: Optional[bytes] = None) -> bytes:
+    def encrypt(
+        self,
+        value: BufferLike,
+        algorithm: str,
+        key_id: Optional[bytes] = None,
+        key_alt_name: Optional[str] = None,
+        query_type: Optional[str] = None,
+        contention_factor: Optional[int] = None,
+        range_opts: Optional[bytes] = None,
+        is_expression: bool = False,
+        string_opts: Optional[bytes] = None,
+    ) -> bytes:
         """Encrypt BSON ``{"v": value}``; returns BSON ``{"v": ciphertext}``."""
-        with self._encrypt_context(value, algorithm, key_id, key_alt_name, query_type,
-                                   contention_factor, range_opts, is_expression,
-                                   string_opts) as ctx:
+        with self._encrypt_context(
+            value,
+            algorithm,
+            key_id,
+            key_alt_name,
+            query_type,
+            contention_factor,
+            range_opts,
+            is_expression,
+            string_opts,
+        ) as ctx:
             return _result(run_state_machine(ctx, self.callback), "encryption")
 
     def decrypt(self, value: BufferLike) -> bytes:
@@ -108,31 +155,55 @@ class ExplicitEncrypter(_ExplicitContexts):
 class AsyncExplicitEncrypter(_ExplicitContexts):
     """:class:`ExplicitEncrypter` over an :class:`AsyncMongoCryptCallback`."""
 
-    def __init__(self, callback: AsyncMongoCryptCallback,
-                 mongo_crypt_opts: MongoCryptOptions) -> None:
+    def __init__(
+        self, callback: AsyncMongoCryptCallback, mongo_crypt_opts: MongoCryptOptions
+    ) -> None:
         self.callback = callback
         self.mongocrypt = MongoCrypt(mongo_crypt_opts)
 
-    async def create_data_key(self, kms_provider: str,
-                              master_key: Optional[Mapping[str, Any]] = None,
-                              key_alt_names: Optional[Sequence[str]] = None,
-                              key_material: Optional[bytes] = None) -> Any:
+    async def create_data_key(
+        self,
+        kms_provider: str,
+        master_key: Optional[Mapping[str, Any]] = None,
+        key_alt_names: Optional[Sequence[str]] = None,
+        key_material: Optional[bytes] = None,
+    ) -> Any:
         with self._data_key_context(kms_provider, master_key, key_alt_names, key_material) as ctx:
             key = _result(await run_state_machine_async(ctx, self.callback), "data key creation")
         return await self.callback.insert_data_key(key)
 
-    async def rewrap_many_data_key(self, filter: Any, provider: Optional[str] = None,
-                                   master_key: Optional[Mapping[str, Any]] = None) -> Optional[bytes]:
+    async def rewrap_many_data_key(
+        self,
+        filter: Any,
+        provider: Optional[str] = None,
+        master_key: Optional[Mapping[str, Any]] = None,
+    ) -> Optional[bytes]:
         with self._rewrap_context(filter, provider, master_key) as ctx:
             return await run_state_machine_async(ctx, self.callback)
 
-    async def encrypt(self, value: BufferLike, algorithm: str, key_id: Optional[bytes] = None,
-                      key_alt_name: Optional[str] = None, query_type: Optional[str] = None,
-                      contention_factor: Optional[int] = None, range_opts: Optional[bytes] = None,
-                      is_expression: bool = False, string_opts: Optional[bytes] = None) -> bytes:
-        with self._encrypt_context(value, algorithm, key_id, key_alt_name, query_type,
-                                   contention_factor, range_opts, is_expression,
-                                   string_opts) as ctx:
+    async def encrypt(
+        self,
+        value: BufferLike,
+        algorithm: str,
+        key_id: Optional[bytes] = None,
+        key_alt_name: Optional[str] = None,
+        query_type: Optional[str] = None,
+        contention_factor: Optional[int] = None,
+        range_opts: Optional[bytes] = None,
+        is_expression: bool = False,
+        string_opts: Optional[bytes] = None,
+    ) -> bytes:
+        with self._encrypt_context(
+            value,
+            algorithm,
+            key_id,
+            key_alt_name,
+            query_type,
+            contention_factor,
+            range_opts,
+            is_expression,
+            string_opts,
+        ) as ctx:
             return _result(await run_state_machine_async(ctx, self.callback), "encryption")
 
     async def decrypt(self, value: BufferLike) -> bytes:
@@ -169,8 +240,9 @@ class AutoEncrypter:
 class AsyncAutoEncrypter:
     """:class:`AutoEncrypter` over an :class:`AsyncMongoCryptCallback`."""
 
-    def __init__(self, callback: AsyncMongoCryptCallback,
-                 mongo_crypt_opts: MongoCryptOptions) -> None:
+    def __init__(
+        self, callback: AsyncMongoCryptCallback, mongo_crypt_opts: MongoCryptOptions
+    ) -> None:
         self.callback = callback
         self.mongocrypt = MongoCrypt(mongo_crypt_opts)
 

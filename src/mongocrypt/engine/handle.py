@@ -54,15 +54,17 @@ class MongoCrypt:
         if opts.schema_map is not None:
             self._set_binary(lib.mongocrypt_setopt_schema_map, opts.schema_map)
         if opts.encrypted_fields_map is not None:
-            self._set_binary(lib.mongocrypt_setopt_encrypted_field_config_map,
-                             opts.encrypted_fields_map)
+            self._set_binary(
+                lib.mongocrypt_setopt_encrypted_field_config_map, opts.encrypted_fields_map
+            )
         if opts.bypass_query_analysis:
             lib.mongocrypt_setopt_bypass_query_analysis(crypt)
         for path in opts.crypt_shared_lib_search_paths:
             lib.mongocrypt_setopt_append_crypt_shared_lib_search_path(crypt, path.encode())
         if opts.crypt_shared_lib_path is not None:
             lib.mongocrypt_setopt_set_crypt_shared_lib_path_override(
-                crypt, opts.crypt_shared_lib_path.encode())
+                crypt, opts.crypt_shared_lib_path.encode()
+            )
         if opts.on_demand_providers:
             lib.mongocrypt_setopt_use_need_kms_credentials_state(crypt)
         lib.mongocrypt_setopt_use_need_mongo_collinfo_with_db_state(crypt)
@@ -129,8 +131,9 @@ class MongoCrypt:
         ctx = self._context()
         return self._initialised(ctx, ctx.init_decrypt, document)
 
-    def explicit_encryption_context(self, value: BufferLike,
-                                    opts: ExplicitEncryptOptions) -> MongoCryptContext:
+    def explicit_encryption_context(
+        self, value: BufferLike, opts: ExplicitEncryptOptions
+    ) -> MongoCryptContext:
         """Explicit encryption of ``{"v": value}`` (BSON) as ``opts`` say."""
         ctx = self._context()
 
@@ -155,8 +158,12 @@ class MongoCrypt:
 
         return self._initialised(ctx, init)
 
-    def rewrap_many_data_key_context(self, filter: BufferLike, provider: Optional[str] = None,
-                                     master_key: Optional[Mapping[str, Any]] = None) -> MongoCryptContext:
+    def rewrap_many_data_key_context(
+        self,
+        filter: BufferLike,
+        provider: Optional[str] = None,
+        master_key: Optional[Mapping[str, Any]] = None,
+    ) -> MongoCryptContext:
         """Re-encryption of the keys matching ``filter`` (BSON), under ``provider``'s
         ``master_key`` or, when no provider is given, each key's current one."""
         if master_key is not None and provider is None:

@@ -100,9 +100,12 @@ class MongoCryptOptions:
             else encode_bson(encrypted_fields_map, "encrypted_fields_map")
         )
         self.bypass_query_analysis = _check_bool(bypass_query_analysis, "bypass_query_analysis")
-        if crypt_shared_lib_path is not None and not isinstance(crypt_shared_lib_path, (str, os.PathLike)):
+        if crypt_shared_lib_path is not None and not isinstance(
+            crypt_shared_lib_path, (str, os.PathLike)
+        ):
             raise TypeError(
-                f"crypt_shared_lib_path must be a str or path, not {type(crypt_shared_lib_path).__name__}"
+                "crypt_shared_lib_path must be a str or path, "
+                f"not {type(crypt_shared_lib_path).__name__}"
             )
         self.crypt_shared_lib_path = (
             None if crypt_shared_lib_path is None else os.fspath(crypt_shared_lib_path)
@@ -212,9 +215,7 @@ class DataKeyOptions:
         ):
             raise TypeError("key_alt_names must be a sequence of str")
         if self.key_material is not None and not isinstance(self.key_material, (bytes, bytearray)):
-            raise TypeError(
-                f"key_material must be bytes, not {type(self.key_material).__name__}"
-            )
+            raise TypeError(f"key_material must be bytes, not {type(self.key_material).__name__}")
 
     def __repr__(self) -> str:
         # key_material is a secret.

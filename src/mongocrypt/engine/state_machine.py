@@ -183,8 +183,9 @@ def run_state_machine(ctx: MongoCryptContext, callback: MongoCryptCallback) -> O
             ctx.raise_error()
 
 
-async def run_state_machine_async(ctx: MongoCryptContext,
-                                  callback: AsyncMongoCryptCallback) -> Optional[bytes]:
+async def run_state_machine_async(
+    ctx: MongoCryptContext, callback: AsyncMongoCryptCallback
+) -> Optional[bytes]:
     """The coroutine twin of :func:`run_state_machine`."""
     while True:
         state = ctx.state

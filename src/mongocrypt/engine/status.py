@@ -10,8 +10,11 @@ from mongocrypt.errors import MongoCryptError, MongoCryptKmsError
 __all__ = ["raise_status"]
 
 
-def raise_status(read_status: Callable[[Any, Any], Any], owner: Any,
-                 error: type[MongoCryptError] = MongoCryptError) -> NoReturn:
+def raise_status(
+    read_status: Callable[[Any, Any], Any],
+    owner: Any,
+    error: type[MongoCryptError] = MongoCryptError,
+) -> NoReturn:
     """Raise the error that ``owner`` (a handle, context or KMS context) holds.
 
     :param read_status: the libmongocrypt function that copies ``owner``'s status, e.g.

@@ -50,10 +50,13 @@ class InMemoryIO(MongoCryptCallback):
     :param credentials: returned for on-demand KMS credentials.
     """
 
-    def __init__(self, kms: Optional[Mapping[str, KmsResponder]] = None,
-                 collection_infos: Sequence[Mapping[str, Any]] = (),
-                 marker: Optional[Marker] = None,
-                 credentials: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        kms: Optional[Mapping[str, KmsResponder]] = None,
+        collection_infos: Sequence[Mapping[str, Any]] = (),
+        marker: Optional[Marker] = None,
+        credentials: Optional[Mapping[str, Any]] = None,
+    ) -> None:
         self.keys: list[bytes] = []
         self.kms = dict(kms or {})
         self.collection_infos = [bson.encode(info) for info in collection_infos]

@@ -1,0 +1,138 @@
+"""The handle: libmongocrypt's verdict on its configuration, crypt_shared, lifecycle."""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+
+import bson
+import pytest
+
+from conftest import RANDOM, unv, v
+from mongocrypt import MongoCryptClosedError, MongoCryptError
+from mongocrypt.engine import ExplicitEncryptOptions, MongoCrypt, MongoCryptOptions, State
+
+
+@pytest.mark.parametrize(
+    ("providers", "text"),
+    [
+        ({"vault": {"x": 1}}, "unrecognized KMS provider `vault`"),
+        ({"local": {"key": b"short"}}, "local key must be 96 bytes"),
+        ({"aws": {"accessKeyId": 1}}, "accessKeyId"),
+        ({"local:bad name": {"key": os.urandom(96)}}, "unsupported character"),
+    ],
+)
+def test_libmongocrypt_rejects_bad_providers_with_its_message(providers: dict, text: str) -> None:
+    with pytest.raises(MongoCryptError, match=text):
+        MongoCrypt(MongoCryptOptions(providers))
+
+
+def test_malformed_schema_map_bson() -> None:
+    with pytest.raises(MongoCryptError, match="invalid bson"):
+        MongoCrypt(
+            MongoCryptOptions({"local": {"key": os.urandom(96)}}, schema_map=b"\x05\0\0\0\x01")
+        )
+
+
+def test_every_provider_type_and_named_providers_are_accepted() -> None:
+    providers = {
+        "local": {"key": os.urandom(96)},
+        "local:other": {"key": os.urandom(96)},
+        "aws": {"accessKeyId": "id", "secretAccessKey": "secret"},
+        "aws:eu": {"accessKeyId": "id", "secretAccessKey": "secret", "sessionToken": "token"},
+        "azure": {"tenantId": "t", "clientId": "c", "clientSecret": "s"},
+        "gcp": {"email": "e@example.com", "privateKey": "AAAA"},
+        "kmip": {"endpoint": "localhost:5696"},
+        "kmip:backup": {"endpoint": "localhost:5697"},
+    }
+    with MongoCrypt(MongoCryptOptions(providers, bypass_encryption=True)) as crypt:
+        assert crypt.crypt_shared_lib_version is None
+
+
+def test_crypt_shared_required_but_absent() -> None:
+    options = MongoCryptOptions(
+        {"local": {"key": os.urandom(96)}},
+        crypt_shared_lib_required=True,
+        crypt_shared_lib_search_paths=[],
+    )
+    with pytest.raises(MongoCryptError, match="crypt_shared_lib_required is set"):
+        MongoCrypt(options)
+
+
+def test_crypt_shared_path_override_is_passed_through(tmp_path: Path) -> None:
+    """libmongocrypt itself reports the override it could not load (we do not validate it)."""
+    path = tmp_path / "missing" / "mongo_crypt_v1.so"
+    options = MongoCryptOptions({"local": {"key": os.urandom(96)}}, crypt_shared_lib_path=path)
+    with pytest.raises(MongoCryptError, match="override path") as info:
+        MongoCrypt(options)
+    assert str(path) in str(info.value)
+
+
+def test_closed_handle_refuses_new_contexts() -> None:
+    crypt = MongoCrypt(MongoCryptOptions({"local": {"key": os.urandom(96)}}))
+    crypt.close()
+    crypt.close()  # idempotent
+    with pytest.raises(MongoCryptClosedError, match="handle is closed"):
+        crypt.decryption_context(bson.encode({}))
+    with pytest.raises(MongoCryptClosedError):
+        crypt.crypt_shared_lib_version  # noqa: B018
+
+
+def test_open_context_outlives_its_closed_handle(local_key: bytes) -> None:
+    """Closing the handle while a context is open must not free memory the context uses."""
+    from mongocrypt.engine import ExplicitEncrypter
+    from mongocrypt.io.memory import InMemoryIO
+
+    io = InMemoryIO()
+    maker = ExplicitEncrypter(
+        io, MongoCryptOptions({"local": {"key": local_key}}, bypass_encryption=True)
+    )
+    key_id = maker.create_data_key("local")
+    crypt = MongoCrypt(MongoCryptOptions({"local": {"key": local_key}}, bypass_encryption=True))
+    ctx = crypt.explicit_encryption_context(v("x"), ExplicitEncryptOptions(RANDOM, key_id=key_id))
+    crypt.close()
+    del crypt
+    gc.collect()
+    assert ctx.state == State.NEED_MONGO_KEYS
+    ctx.add_mongo_operation_result(io.keys[0])
+    ctx.complete_mongo_operation()
+    assert unv(maker.decrypt(v(unv(ctx.finish())))) == "x"
+    ctx.close()
+
+
+def test_closed_context_refuses_use() -> None:
+    crypt = MongoCrypt(MongoCryptOptions({"local": {"key": os.urandom(96)}}))
+    ctx = crypt.decryption_context(bson.encode({"a": 1}))
+    ctx.close()
+    ctx.close()
+    assert ctx.closed
+    with pytest.raises(MongoCryptClosedError, match="context is closed"):
+        ctx.state  # noqa: B018
+
+
+def test_failed_init_closes_the_context() -> None:
+    """A context whose options libmongocrypt rejects is released at once, not leaked."""
+    crypt = MongoCrypt(MongoCryptOptions({"local": {"key": os.urandom(96)}}))
+    with pytest.raises(MongoCryptError, match="cannot set both key alt name and index type"):
+        crypt.explicit_encryption_context(v(1), ExplicitEncryptOptions("Indexed", key_alt_name="a"))
+
+
+def test_database_must_be_a_string() -> None:
+    crypt = MongoCrypt(MongoCryptOptions({"local": {"key": os.urandom(96)}}))
+    with pytest.raises(TypeError, match="database must be a str"):
+        crypt.encryption_context(b"db", bson.encode({"ping": 1}))  # type: ignore[arg-type]
+
+
+def test_options_must_be_mongocrypt_options() -> None:
+    with pytest.raises(TypeError, match="options must be MongoCryptOptions"):
+        MongoCrypt({"local": {}})  # type: ignore[arg-type]
+
+
+def test_commands_libmongocrypt_bypasses_need_no_io() -> None:
+    crypt = MongoCrypt(
+        MongoCryptOptions({"local": {"key": os.urandom(96)}}, crypt_shared_lib_search_paths=[])
+    )
+    with crypt.encryption_context("admin", bson.encode({"ping": 1})) as ctx:
+        assert ctx.state == State.READY
+        assert bson.decode(ctx.finish()) == {"ping": 1}

@@ -1,0 +1,67 @@
+"""The public import surface is pinned, so it cannot drift by accident."""
+
+from __future__ import annotations
+
+import mongocrypt
+import mongocrypt.engine
+import mongocrypt.errors
+
+
+def test_top_level_surface() -> None:
+    assert sorted(mongocrypt.__all__) == sorted(
+        [
+            "MongoCryptClosedError",
+            "MongoCryptError",
+            "MongoCryptKmsError",
+            "__version__",
+            "has_kms_in_place_retry",
+            "has_string_algorithm",
+            "is_crypto_available",
+            "libmongocrypt_version",
+        ]
+    )
+    for name in mongocrypt.__all__:
+        assert hasattr(mongocrypt, name), name
+
+
+def test_engine_surface() -> None:
+    assert sorted(mongocrypt.engine.__all__) == sorted(
+        [
+            "LOGGER",
+            "AsyncAutoEncrypter",
+            "AsyncExplicitEncrypter",
+            "AsyncMongoCryptCallback",
+            "AutoEncrypter",
+            "DataKeyOptions",
+            "ExplicitEncrypter",
+            "ExplicitEncryptOptions",
+            "KmsContext",
+            "MongoCrypt",
+            "MongoCryptCallback",
+            "MongoCryptContext",
+            "MongoCryptOptions",
+            "State",
+            "has_kms_in_place_retry",
+            "has_string_algorithm",
+            "is_crypto_available",
+            "libmongocrypt_version",
+            "run_state_machine",
+            "run_state_machine_async",
+        ]
+    )
+    for name in mongocrypt.engine.__all__:
+        assert hasattr(mongocrypt.engine, name), name
+
+
+def test_errors_surface() -> None:
+    assert sorted(mongocrypt.errors.__all__) == [
+        "MongoCryptClosedError",
+        "MongoCryptError",
+        "MongoCryptKmsError",
+    ]
+
+
+def test_package_is_typed() -> None:
+    from importlib import resources
+
+    assert resources.files("mongocrypt").joinpath("py.typed").is_file()
