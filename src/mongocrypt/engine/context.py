@@ -99,6 +99,11 @@ class MongoCryptContext:
 
     def apply_explicit_options(self, opts: ExplicitEncryptOptions) -> None:
         """Set every option of an explicit encryption."""
+        if opts.string_opts is not None and not has_string_algorithm:
+            raise MongoCryptError(
+                "string_opts need the String (text) algorithms, which the linked libmongocrypt "
+                f"{libmongocrypt_version()} lacks; build mongocrypt against a newer one"
+            )
         if opts.key_id is not None:
             self._set_binary(lib.mongocrypt_ctx_setopt_key_id, opts.key_id)
         if opts.key_alt_name is not None:
@@ -116,11 +121,6 @@ class MongoCryptContext:
         if opts.range_opts is not None:
             self._set_binary(lib.mongocrypt_ctx_setopt_algorithm_range, opts.range_opts)
         if opts.string_opts is not None:
-            if not has_string_algorithm:
-                raise MongoCryptError(
-                    "string_opts need the String (text) algorithms, which the linked libmongocrypt "
-                    f"{libmongocrypt_version()} lacks; build mongocrypt against a newer one"
-                )
             self._set_binary(lib.mongocrypt_ctx_setopt_algorithm_text, opts.string_opts)
 
     def apply_data_key_options(self, opts: DataKeyOptions) -> None:
