@@ -39,8 +39,8 @@ $(VENV)/.built: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
 	touch $@
 
 lint: build
-	$(VENV)/bin/ruff check src tests build_ffi.py vendor/fetch.py
-	$(VENV)/bin/ruff format --check src tests build_ffi.py vendor/fetch.py
+	$(VENV)/bin/ruff check src tests build_ffi.py setup.py vendor/fetch.py
+	$(VENV)/bin/ruff format --check src tests build_ffi.py setup.py vendor/fetch.py
 	$(VENV)/bin/mypy
 
 pytest: build

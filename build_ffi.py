@@ -63,6 +63,19 @@ def pkg_config(*args: str) -> list[str]:
     return shlex.split(out)
 
 
+def vendor_dir() -> Path:
+    """Where the vendored archives are (``$MONGOCRYPT_VENDOR_DIR`` or vendor/libmongocrypt)."""
+    return Path(os.environ.get("MONGOCRYPT_VENDOR_DIR", ROOT / "vendor" / "libmongocrypt"))
+
+
+def license_files() -> list[str]:
+    """Our licence plus those of the libraries linked in (relative to setup.py)."""
+    files = ["LICENSE"]
+    if os.environ.get("MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT") != "1":
+        files += [os.path.relpath(p, ROOT) for p in sorted((vendor_dir() / "licenses").glob("*"))]
+    return files
+
+
 def library_settings() -> dict[str, Any]:
     """Compiler and linker settings for the chosen libmongocrypt."""
     if os.environ.get("MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT") == "1":
@@ -84,7 +97,7 @@ def library_settings() -> dict[str, Any]:
             "extra_link_args": pkg_config("--libs", "libmongocrypt"),
             "extra_objects": [],
         }
-    vendor = Path(os.environ.get("MONGOCRYPT_VENDOR_DIR", ROOT / "vendor" / "libmongocrypt"))
+    vendor = vendor_dir()
     missing = [a for a in [*STATIC_ARCHIVES, "../pins.json"] if not (vendor / "lib" / a).exists()]
     if missing:
         raise BuildError(
