@@ -21,7 +21,7 @@ ERROR                     raise the context's error
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Generator, Iterable, Mapping, Sequence
 from typing import Any, Optional, Union
 
 import bson
@@ -124,29 +124,57 @@ class AsyncMongoCryptCallback(abc.ABC):
         raise _no_credentials(providers)
 
 
-def _feed_collection_infos(ctx: MongoCryptContext, infos: CollectionInfos) -> None:
-    if infos is None:
-        pass
-    elif isinstance(infos, (bytes, bytearray, memoryview)):
-        ctx.add_mongo_operation_result(infos)
-    else:
-        for info in infos:
-            ctx.add_mongo_operation_result(info)
+def _feed_all(ctx: MongoCryptContext, documents: CollectionInfos) -> None:
+    """Feed every reply document (a single one, a sequence, or None), then finish the state."""
+    if isinstance(documents, (bytes, bytearray, memoryview)):
+        ctx.add_mongo_operation_result(documents)
+    elif documents is not None:
+        for document in documents:
+            ctx.add_mongo_operation_result(document)
     ctx.complete_mongo_operation()
 
 
-def _collinfo_database(ctx: MongoCryptContext, state: State) -> str:
-    if state == State.NEED_MONGO_COLLINFO_WITH_DB:
-        return ctx.mongo_database
+def _auto_database(ctx: MongoCryptContext, need: str) -> str:
     if ctx.database is None:
-        raise MongoCryptError("libmongocrypt asked for collection info outside auto encryption")
+        raise MongoCryptError(f"libmongocrypt asked for {need} outside auto encryption")
     return ctx.database
 
 
-def _marking_database(ctx: MongoCryptContext) -> str:
-    if ctx.database is None:
-        raise MongoCryptError("libmongocrypt asked for markings outside auto encryption")
-    return ctx.database
+#: One I/O request of the state machine: the callback method to call and its arguments.
+Request = tuple[str, tuple[Any, ...]]
+
+
+def _steps(ctx: MongoCryptContext) -> Generator[Request, Any, Optional[bytes]]:
+    """The state machine without I/O: yields what to ask the callback, receives its answer.
+
+    The sync and async drivers below only perform the calls, so both follow one logic.
+    """
+    while True:
+        state = ctx.state
+        if state == State.NEED_MONGO_COLLINFO_WITH_DB:
+            _feed_all(ctx, (yield "collection_info", (ctx.mongo_database, ctx.mongo_operation())))
+        elif state == State.NEED_MONGO_COLLINFO:
+            database = _auto_database(ctx, "collection info")
+            _feed_all(ctx, (yield "collection_info", (database, ctx.mongo_operation())))
+        elif state == State.NEED_MONGO_MARKINGS:
+            database = _auto_database(ctx, "markings")
+            _feed_all(ctx, (yield "mark_command", (database, ctx.mongo_operation())))
+        elif state == State.NEED_MONGO_KEYS:
+            _feed_all(ctx, (yield "fetch_keys", (ctx.mongo_operation(),)))
+        elif state == State.NEED_KMS_CREDENTIALS:
+            credentials = yield "fetch_kms_credentials", (ctx.on_demand_providers,)
+            ctx.provide_kms_providers(bson.encode(credentials))
+        elif state == State.NEED_KMS:
+            # A request that failed and may be retried comes back in the next batch.
+            while batch := ctx.kms_contexts():
+                yield "kms_requests", (batch,)
+            ctx.complete_kms()
+        elif state == State.READY:
+            return ctx.finish()
+        elif state == State.DONE:
+            return None
+        else:
+            ctx.raise_error()
 
 
 def run_state_machine(ctx: MongoCryptContext, callback: MongoCryptCallback) -> Optional[bytes]:
@@ -154,63 +182,30 @@ def run_state_machine(ctx: MongoCryptContext, callback: MongoCryptCallback) -> O
 
     :raises MongoCryptError: when libmongocrypt fails the operation; I/O errors propagate as is.
     """
+    steps = _steps(ctx)
+    answer = None
     while True:
-        state = ctx.state
-        if state in (State.NEED_MONGO_COLLINFO, State.NEED_MONGO_COLLINFO_WITH_DB):
-            database = _collinfo_database(ctx, state)
-            _feed_collection_infos(ctx, callback.collection_info(database, ctx.mongo_operation()))
-        elif state == State.NEED_MONGO_MARKINGS:
-            reply = callback.mark_command(_marking_database(ctx), ctx.mongo_operation())
-            ctx.add_mongo_operation_result(reply)
-            ctx.complete_mongo_operation()
-        elif state == State.NEED_MONGO_KEYS:
-            for key in callback.fetch_keys(ctx.mongo_operation()):
-                ctx.add_mongo_operation_result(key)
-            ctx.complete_mongo_operation()
-        elif state == State.NEED_KMS_CREDENTIALS:
-            credentials = callback.fetch_kms_credentials(ctx.on_demand_providers)
-            ctx.provide_kms_providers(bson.encode(credentials))
-        elif state == State.NEED_KMS:
-            # A request that failed and may be retried comes back in the next batch.
-            while batch := ctx.kms_contexts():
-                callback.kms_requests(batch)
-            ctx.complete_kms()
-        elif state == State.READY:
-            return ctx.finish()
-        elif state == State.DONE:
-            return None
-        else:
-            ctx.raise_error()
+        try:
+            method, args = steps.send(answer)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        answer = getattr(callback, method)(*args)
+        if method == "fetch_keys":
+            answer = list(answer)
 
 
 async def run_state_machine_async(
     ctx: MongoCryptContext, callback: AsyncMongoCryptCallback
 ) -> Optional[bytes]:
     """The coroutine twin of :func:`run_state_machine`."""
+    steps = _steps(ctx)
+    answer = None
     while True:
-        state = ctx.state
-        if state in (State.NEED_MONGO_COLLINFO, State.NEED_MONGO_COLLINFO_WITH_DB):
-            database = _collinfo_database(ctx, state)
-            infos = await callback.collection_info(database, ctx.mongo_operation())
-            _feed_collection_infos(ctx, infos)
-        elif state == State.NEED_MONGO_MARKINGS:
-            reply = await callback.mark_command(_marking_database(ctx), ctx.mongo_operation())
-            ctx.add_mongo_operation_result(reply)
-            ctx.complete_mongo_operation()
-        elif state == State.NEED_MONGO_KEYS:
-            async for key in callback.fetch_keys(ctx.mongo_operation()):
-                ctx.add_mongo_operation_result(key)
-            ctx.complete_mongo_operation()
-        elif state == State.NEED_KMS_CREDENTIALS:
-            credentials = await callback.fetch_kms_credentials(ctx.on_demand_providers)
-            ctx.provide_kms_providers(bson.encode(credentials))
-        elif state == State.NEED_KMS:
-            while batch := ctx.kms_contexts():
-                await callback.kms_requests(batch)
-            ctx.complete_kms()
-        elif state == State.READY:
-            return ctx.finish()
-        elif state == State.DONE:
-            return None
+        try:
+            method, args = steps.send(answer)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        if method == "fetch_keys":  # an async generator, not a coroutine
+            answer = [key async for key in callback.fetch_keys(*args)]
         else:
-            ctx.raise_error()
+            answer = await getattr(callback, method)(*args)
