@@ -15,6 +15,9 @@ from bson import json_util
 from mongocrypt.engine import ExplicitEncrypter, MongoCryptOptions
 from mongocrypt.io.memory import InMemoryIO
 
+# The real peers (server, KMS emulators) for the integration suites.
+pytest_plugins = ["peers.fixtures"]
+
 DATA = Path(__file__).parent / "data"
 #: The local master key the specification's tests use (corpus keys are wrapped with it).
 SPEC_LOCAL_KEY = base64.b64decode(

@@ -312,6 +312,6 @@ def test_async_explicit_encrypter_round_trips(local_key: bytes) -> None:
         assert [unv(p) for p in plain] == [f"value {i}" for i in range(20)]
         rewrapped = await encrypter.rewrap_many_data_key({})
         assert rewrapped is not None and bson.decode(rewrapped)["v"][0]["_id"] == key_id
-        await encrypter.close()
+        encrypter.close()  # not a coroutine: pymongo calls it unawaited
 
     asyncio.run(scenario())

@@ -1,5 +1,6 @@
 """mongocrypt: MongoDB client-side field level and Queryable Encryption, on native libmongocrypt."""
 
+from mongocrypt._conflicts import check_no_real_pymongocrypt
 from mongocrypt._version import __version__
 from mongocrypt.engine import (
     has_kms_in_place_retry,
@@ -8,6 +9,8 @@ from mongocrypt.engine import (
     libmongocrypt_version,
 )
 from mongocrypt.errors import MongoCryptClosedError, MongoCryptError, MongoCryptKmsError
+
+check_no_real_pymongocrypt()
 
 __all__ = [
     "MongoCryptClosedError",

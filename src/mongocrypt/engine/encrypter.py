@@ -210,9 +210,10 @@ class AsyncExplicitEncrypter(_ExplicitContexts):
         with self.mongocrypt.explicit_decryption_context(value) as ctx:
             return _result(await run_state_machine_async(ctx, self.callback), "decryption")
 
-    async def close(self) -> None:
+    def close(self) -> None:
+        """Close the handle. Not a coroutine, and the callback is left to its owner: pymongo's
+        ``AsyncClientEncryption`` awaits its I/O's ``close()`` itself, then calls this unawaited."""
         self.mongocrypt.close()
-        await self.callback.close()
 
 
 class AutoEncrypter:

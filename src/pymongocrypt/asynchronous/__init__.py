@@ -1,0 +1,1 @@
+"""pymongocrypt.asynchronous: the asynchronous encrypters and callback contract pymongo uses."""

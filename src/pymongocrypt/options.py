@@ -1,0 +1,5 @@
+"""pymongocrypt.options: the handle options."""
+
+from mongocrypt.engine import MongoCryptOptions
+
+__all__ = ["MongoCryptOptions"]

@@ -1,0 +1,1 @@
+"""pymongocrypt.synchronous: the synchronous encrypters and callback contract pymongo uses."""

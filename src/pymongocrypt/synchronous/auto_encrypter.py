@@ -1,0 +1,5 @@
+"""pymongocrypt.synchronous.auto_encrypter."""
+
+from mongocrypt.engine import AutoEncrypter
+
+__all__ = ["AutoEncrypter"]

@@ -1,0 +1,5 @@
+"""pymongocrypt.synchronous.explicit_encrypter."""
+
+from pymongocrypt._adapters import ExplicitEncrypter
+
+__all__ = ["ExplicitEncrypter"]

@@ -1,0 +1,131 @@
+"""Certificates generated at test time: one CA signing a server and a client certificate
+(subjectAltName localhost and 127.0.0.1, usable for both TLS roles), and an unrelated CA for
+"wrong CA" tests."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path  # the CA certificate that signed server and client
+    server_cert: Path
+    server_key: Path
+    server_pem: Path  # certificate + key in one file (PyKMIP, pymongo's tlsCertificateKeyFile)
+    client_pem: Path  # certificate + key in one file
+    other_ca: Path  # a CA that signed nothing here
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = _key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _leaf(
+    common_name: str, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = _key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def generate(directory: Path) -> TlsFiles:
+    """Write a fresh CA, server and client certificates under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = _ca("mongocrypt test CA")
+    other, _ = _ca("unrelated test CA")
+    server, server_key = _leaf("localhost", ca, ca_key)
+    client, client_key = _leaf("mongocrypt test client", ca, ca_key)
+    pem = lambda c: c.public_bytes(serialization.Encoding.PEM)  # noqa: E731
+    files = TlsFiles(
+        ca=directory / "ca.pem",
+        server_cert=directory / "server.crt",
+        server_key=directory / "server.key",
+        server_pem=directory / "server.pem",
+        client_pem=directory / "client.pem",
+        other_ca=directory / "other-ca.pem",
+    )
+    files.ca.write_bytes(pem(ca))
+    files.other_ca.write_bytes(pem(other))
+    files.server_cert.write_bytes(pem(server))
+    files.server_key.write_bytes(_pem_key(server_key))
+    files.server_pem.write_bytes(pem(server) + _pem_key(server_key))
+    files.client_pem.write_bytes(pem(client) + _pem_key(client_key))
+    return files

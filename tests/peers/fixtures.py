@@ -1,0 +1,156 @@
+"""Session fixtures for the real peers (loaded from tests/conftest.py as a pytest plugin).
+
+Each peer starts on first use, on a free 127.0.0.1 port, and stops at the end of the session:
+- ``mongodb_uri``: SecantusDB, or the server ``MONGODB_URI`` names;
+- ``moto_kms``: moto's AWS KMS over TLS, with a key created for this run;
+- ``kmip_endpoint``: PyKMIP over TLS 1.2, client certificate required;
+- ``cloud_kms``: the project's AWS/Azure/GCP HTTPS mock with failpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .certs import TlsFiles, generate
+from .cloud_kms import CloudKmsMock
+from .process import Peer, free_port, port_open
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def peers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("peers")
+
+
+@pytest.fixture(scope="session")
+def tls(peers_dir: Path) -> TlsFiles:
+    return generate(peers_dir / "tls")
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri(peers_dir: Path) -> Iterator[str]:
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        yield uri
+        return
+    port = free_port()
+    config = peers_dir / "secantusd.toml"
+    config.write_text("")  # an explicit empty config: no auto-discovery of the user's files
+    peer = Peer(
+        "SecantusDB",
+        [
+            str(BIN / "secantusd-py"),
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(peers_dir / "secantus-data"),
+            "--standalone",
+        ],
+        peers_dir / "secantusd.log",
+        ready=lambda: port_open(port),
+    )
+    yield f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=10000"
+    peer.stop()
+
+
+@dataclass(frozen=True)
+class MotoKms:
+    endpoint: str  # host:port for masterKey.endpoint
+    key_arn: str
+    region: str = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def moto_kms(peers_dir: Path, tls: TlsFiles) -> Iterator[MotoKms]:
+    import boto3
+
+    port = free_port()
+    context = ssl.create_default_context(cafile=str(tls.ca))
+
+    def ready() -> bool:
+        try:
+            urllib.request.urlopen(
+                f"https://127.0.0.1:{port}/moto-api/", context=context, timeout=1
+            )
+            return True
+        except OSError:
+            return False
+
+    peer = Peer(
+        "moto",
+        [
+            sys.executable,
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-c",
+            str(tls.server_cert),
+            "-k",
+            str(tls.server_key),
+        ],
+        peers_dir / "moto.log",
+        ready=ready,
+    )
+    kms = boto3.client(
+        "kms",
+        region_name="us-east-1",
+        endpoint_url=f"https://127.0.0.1:{port}",
+        verify=str(tls.ca),
+        aws_access_key_id="moto",
+        aws_secret_access_key="moto",
+    )
+    arn = kms.create_key(Description="mongocrypt tests")["KeyMetadata"]["Arn"]
+    yield MotoKms(endpoint=f"127.0.0.1:{port}", key_arn=arn)
+    peer.stop()
+
+
+@pytest.fixture(scope="session")
+def kmip_endpoint(peers_dir: Path, tls: TlsFiles) -> Iterator[str]:
+    port = free_port()
+    policies = peers_dir / "kmip-policies"
+    policies.mkdir()
+    config = peers_dir / "pykmip.conf"
+    config.write_text(
+        "[server]\n"
+        "hostname=127.0.0.1\n"
+        f"port={port}\n"
+        f"certificate_path={tls.server_pem}\n"
+        f"key_path={tls.server_key}\n"
+        f"ca_path={tls.ca}\n"
+        "auth_suite=TLS1.2\n"
+        f"policy_path={policies}\n"
+        "enable_tls_client_auth=True\n"
+        f"database_path={peers_dir / 'pykmip.db'}\n"
+    )
+    peer = Peer(
+        "PyKMIP",
+        [str(BIN / "pykmip-server"), "-f", str(config), "-l", str(peers_dir / "pykmip.log")],
+        peers_dir / "pykmip.out",
+        ready=lambda: port_open(port),
+        timeout=60,
+    )
+    yield f"localhost:{port}"
+    peer.stop(grace=15)
+
+
+@pytest.fixture(scope="session")
+def cloud_kms(tls: TlsFiles) -> Iterator[CloudKmsMock]:
+    mock = CloudKmsMock(tls)
+    yield mock
+    mock.close()
