@@ -5,15 +5,21 @@ PY := $(VENV)/bin/python
 # The older pinned libmongocrypt, built and tested in a venv of its own.
 FALLBACK_VENDOR := vendor/libmongocrypt-fallback
 FALLBACK_VENV := .venv-fallback
+# The pymongo versions the drop-in facade is tested with: the current release and the oldest we claim.
+PYMONGO_CURRENT := 4.20.1
+PYMONGO_OLDEST := 4.16.0
+OLDEST_VENV := .venv-pymongo-oldest
+DROPIN_TESTS := tests/test_facade.py tests/test_pymongo_dropin.py tests/test_pymongo_async.py \
+	tests/test_pymongo_kms_faults.py
 BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/*.h bindings/shims/*.c) \
 	src/mongocrypt/_version.py
 
-.PHONY: demo test build lint pytest test-fallback deps vendor clean
+.PHONY: demo test build lint pytest test-fallback test-pymongo-oldest deps vendor clean
 
 demo: build
 	$(PY) -m mongocrypt.demo
 
-test: build lint pytest test-fallback
+test: build lint pytest test-fallback test-pymongo-oldest
 
 # Debian packages the build needs beyond Python and gcc: libcrypto's link-time files.
 deps:
@@ -35,7 +41,7 @@ build: $(VENV)/.built
 $(VENV)/.built: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test]' 'pymongo==$(PYMONGO_CURRENT)'
 	touch $@
 
 lint: build
@@ -55,6 +61,14 @@ test-fallback: $(FALLBACK_VENDOR)/pins.json $(BUILD_INPUTS) | deps
 		$(FALLBACK_VENV)/bin/python -m pip install -q --force-reinstall --no-deps .
 	MONGOCRYPT_EXPECT_LIBMONGOCRYPT=fallback $(FALLBACK_VENV)/bin/python -m pytest -q
 
+# The drop-in suites again, on the oldest pymongo we support, from an installed (not editable) build.
+test-pymongo-oldest: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
+	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST_VENV)/bin/python -m pip install -q '.[test]' 'pymongo==$(PYMONGO_OLDEST)'
+	$(OLDEST_VENV)/bin/python -m pip install -q --force-reinstall --no-deps .
+	$(OLDEST_VENV)/bin/python -m pytest -q $(DROPIN_TESTS)
+
 clean:
-	rm -rf $(VENV) $(FALLBACK_VENV) build src/mongocrypt/*.so src/*.egg-info \
+	rm -rf $(VENV) $(FALLBACK_VENV) $(OLDEST_VENV) build src/mongocrypt/*.so src/*.egg-info \
 		vendor/libmongocrypt vendor/libmongocrypt-fallback vendor/.apt

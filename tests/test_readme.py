@@ -16,5 +16,7 @@ def test_readme_has_examples() -> None:
 
 
 @pytest.mark.parametrize("code", EXAMPLES, ids=[f"example-{i}" for i in range(len(EXAMPLES))])
-def test_readme_example_runs(code: str) -> None:
+def test_readme_example_runs(code: str, mongodb_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Examples that talk to a server read MONGODB_URI: they get this session's server."""
+    monkeypatch.setenv("MONGODB_URI", mongodb_uri)
     exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -154,3 +155,76 @@ def cloud_kms(tls: TlsFiles) -> Iterator[CloudKmsMock]:
     mock = CloudKmsMock(tls)
     yield mock
     mock.close()
+
+
+@dataclass(frozen=True)
+class KmsSetup:
+    """What a pymongo user configures for every provider, pointed at this session's peers."""
+
+    providers: dict[str, dict[str, object]]  # kms_providers
+    tls_options: dict[str, dict[str, str]]  # kms_tls_options
+    master_keys: dict[str, Optional[dict[str, str]]]  # provider -> master_key for create_data_key
+
+
+@pytest.fixture(scope="session")
+def kms_setup(
+    tls: TlsFiles, moto_kms: MotoKms, kmip_endpoint: str, cloud_kms: CloudKmsMock
+) -> KmsSetup:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    gcp_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    mock = cloud_kms.endpoint
+    ca = {"tlsCAFile": str(tls.ca)}
+    return KmsSetup(
+        providers={
+            "local": {"key": os.urandom(96)},
+            "local:second": {"key": os.urandom(96)},
+            "aws": {"accessKeyId": "moto", "secretAccessKey": "moto"},
+            "aws:mock": {"accessKeyId": "mock", "secretAccessKey": "mock"},
+            "azure": {
+                "tenantId": "tenant",
+                "clientId": "client",
+                "clientSecret": "azure-secret",
+                "identityPlatformEndpoint": mock,
+            },
+            "gcp": {
+                "email": "svc@project.iam.gserviceaccount.com",
+                "privateKey": gcp_key,
+                "endpoint": mock,
+            },
+            "kmip": {"endpoint": kmip_endpoint},
+        },
+        tls_options={
+            "aws": ca,
+            "aws:mock": ca,
+            "azure": ca,
+            "gcp": ca,
+            "kmip": {**ca, "tlsCertificateKeyFile": str(tls.client_pem)},
+        },
+        master_keys={
+            "local": None,
+            "local:second": None,
+            "aws": {
+                "region": moto_kms.region,
+                "key": moto_kms.key_arn,
+                "endpoint": moto_kms.endpoint,
+            },
+            "aws:mock": {
+                "region": "us-east-1",
+                "endpoint": mock,
+                "key": "arn:aws:kms:us-east-1:123456789012:key/mock-key",
+            },
+            "azure": {"keyVaultEndpoint": mock, "keyName": "mock-key"},
+            "gcp": {
+                "projectId": "project",
+                "location": "global",
+                "keyRing": "ring",
+                "keyName": "mock-key",
+                "endpoint": mock,
+            },
+            "kmip": {},
+        },
+    )
