@@ -14,12 +14,13 @@ DROPIN_TESTS := tests/test_facade.py tests/test_pymongo_dropin.py tests/test_pym
 BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/*.h bindings/shims/*.c) \
 	src/mongocrypt/_version.py
 
-.PHONY: demo test build lint pytest test-fallback test-pymongo-oldest deps vendor clean
+.PHONY: demo test build lint pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \
+	test-sdist deps vendor clean
 
 demo: build
 	$(PY) -m mongocrypt.demo
 
-test: build lint pytest test-fallback test-pymongo-oldest
+test: build lint pytest test-fallback test-pymongo-oldest test-wheel test-sdist
 
 # Debian packages the build needs beyond Python and gcc: libcrypto's link-time files.
 deps:
@@ -68,6 +69,36 @@ test-pymongo-oldest: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
 	$(OLDEST_VENV)/bin/python -m pip install -q '.[test]' 'pymongo==$(PYMONGO_OLDEST)'
 	$(OLDEST_VENV)/bin/python -m pip install -q --force-reinstall --no-deps .
 	$(OLDEST_VENV)/bin/python -m pytest -q $(DROPIN_TESTS)
+
+# The wheel CI publishes: built as cibuildwheel builds it, repaired by auditwheel into wheels/.
+wheel: build
+	rm -rf build/dist wheels/*.whl
+	$(PY) -m build --wheel --outdir build/dist .
+	$(VENV)/bin/auditwheel repair -w wheels build/dist/*.whl
+	$(VENV)/bin/auditwheel show wheels/*.whl
+
+# The wheel installed into a fresh venv with no compiler, away from the source tree.
+LIBMONGOCRYPT_VERSION = $(shell $(PYTHON) -c "import tomllib; \
+	pin = tomllib.load(open('vendor/pins.toml', 'rb'))['libmongocrypt-dev']['primary']; \
+	print(pin['version'].split('-')[0])")
+test-wheel: wheel
+	PYTHON=$(PYTHON) PYMONGO_VERSION=$(PYMONGO_CURRENT) LIBMONGOCRYPT_VERSION=$(LIBMONGOCRYPT_VERSION) \
+		.ci/test-wheel
+
+# The sdist: check-manifest compares it with git, then it must build in a fresh venv, fetching the
+# pinned libmongocrypt itself.
+sdist: build
+	$(VENV)/bin/check-manifest
+	rm -f wheels/*.tar.gz
+	$(PY) -m build --sdist --outdir wheels .
+
+test-sdist: sdist
+	rm -rf build/sdist-venv
+	$(PYTHON) -m venv build/sdist-venv
+	build/sdist-venv/bin/python -m pip install -q --upgrade pip
+	cd build && sdist-venv/bin/python -m pip install -q ../wheels/mongocrypt-*.tar.gz
+	cd build && sdist-venv/bin/python -c "import mongocrypt; \
+		assert mongocrypt.is_crypto_available(); print('sdist build links', mongocrypt.libmongocrypt_version())"
 
 clean:
 	rm -rf $(VENV) $(FALLBACK_VENV) $(OLDEST_VENV) build src/mongocrypt/*.so src/*.egg-info \

@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import sysconfig
 import tempfile
 from pathlib import Path
@@ -72,6 +73,7 @@ def license_files() -> list[str]:
     """Our licence plus those of the libraries linked in (relative to setup.py)."""
     files = ["LICENSE"]
     if os.environ.get("MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT") != "1":
+        files += ["licenses/OpenSSL-NOTICE.txt"]  # wheels bundle libcrypto
         files += [os.path.relpath(p, ROOT) for p in sorted((vendor_dir() / "licenses").glob("*"))]
     return files
 
@@ -99,9 +101,13 @@ def library_settings() -> dict[str, Any]:
         }
     vendor = vendor_dir()
     missing = [a for a in [*STATIC_ARCHIVES, "../pins.json"] if not (vendor / "lib" / a).exists()]
+    if missing and "MONGOCRYPT_VENDOR_DIR" not in os.environ:
+        # A fresh checkout or an sdist: fetch the pinned packages now (verified by sha256).
+        subprocess.run([sys.executable, str(ROOT / "vendor" / "fetch.py")], check=True)
+        missing = [a for a in STATIC_ARCHIVES if not (vendor / "lib" / a).exists()]
     if missing:
         raise BuildError(
-            f"{vendor} lacks {', '.join(missing)}. Run `python vendor/fetch.py` first "
+            f"{vendor} lacks {', '.join(missing)}. Run `python vendor/fetch.py` "
             "(or set MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT=1 to use the system libmongocrypt)."
         )
     pins = json.loads((vendor / "pins.json").read_text())["packages"]

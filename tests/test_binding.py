@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mongocrypt.engine.native import ffi, lib
+
+pytestmark = pytest.mark.smoke
 
 
 def test_binary_struct_is_the_public_two_field_view() -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from mongocrypt import has_string_algorithm
+
+pytestmark = pytest.mark.smoke
 
 
 def test_demo_runs_and_round_trips_every_algorithm() -> None:

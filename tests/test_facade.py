@@ -33,6 +33,8 @@ SURFACE = {
     "pymongocrypt.state_machine": ["MongoCryptCallback"],
 }
 
+pytestmark = pytest.mark.smoke
+
 
 @pytest.mark.parametrize("module", sorted(SURFACE))
 def test_import_surface(module: str) -> None:

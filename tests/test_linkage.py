@@ -14,6 +14,8 @@ from mongocrypt import _libmongocrypt
 
 ALLOWED = {"linux-vdso", "ld-linux", "libc", "libm", "libpthread", "libdl", "libcrypto"}
 
+pytestmark = pytest.mark.smoke
+
 
 @pytest.fixture(scope="module")
 def ldd_output() -> str:

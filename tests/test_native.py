@@ -20,6 +20,8 @@ from mongocrypt.engine import native
 
 PINS = Path(__file__).resolve().parents[1] / "vendor" / "pins.toml"
 
+pytestmark = pytest.mark.smoke
+
 
 def expected_libmongocrypt() -> str:
     """The upstream version of the pin this build should link (Debian revision dropped).

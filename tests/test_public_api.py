@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 import mongocrypt
 import mongocrypt.engine
 import mongocrypt.errors
+
+pytestmark = pytest.mark.smoke
 
 
 def test_top_level_surface() -> None:

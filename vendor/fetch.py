@@ -11,6 +11,7 @@ Usage::
     python vendor/fetch.py                   # primary pins, fallback if sid dropped them
     python vendor/fetch.py --pin fallback    # the older pinned libmongocrypt, for compat builds
     python vendor/fetch.py --dest DIR        # unpack somewhere else
+    python vendor/fetch.py --arch arm64 --dest vendor/libmongocrypt-aarch64   # for a cross build
 
 Environment: ``MONGOCRYPT_DEBIAN_MIRROR`` overrides the mirror read from the apt sources.
 """
@@ -245,10 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         help="which libmongocrypt pin to use (default: primary, else fallback)",
     )
     parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="where to unpack")
+    parser.add_argument("--arch", help="Debian architecture to fetch for (default: this machine's)")
     args = parser.parse_args(argv)
 
     pins = tomllib.loads(PINS.read_text())
-    arch = debian_arch()
+    arch = args.arch or debian_arch()
     stamp_path = args.dest / "pins.json"
     try:
         wanted_roles = {"libmongocrypt-dev": args.pin, "libintelrdfpmath-dev": "auto"}
