@@ -74,7 +74,7 @@ test-pymongo-oldest: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
 wheel: build
 	rm -rf build/dist wheels/*.whl
 	$(PY) -m build --wheel --outdir build/dist .
-	$(VENV)/bin/auditwheel repair -w wheels build/dist/*.whl
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/auditwheel repair -w wheels build/dist/*.whl
 	$(VENV)/bin/auditwheel show wheels/*.whl
 
 # The wheel installed into a fresh venv with no compiler, away from the source tree.
