@@ -59,6 +59,7 @@ def test_engine_surface() -> None:
 
 def test_errors_surface() -> None:
     assert sorted(mongocrypt.errors.__all__) == [
+        "CredentialsError",
         "MongoCryptClosedError",
         "MongoCryptError",
         "MongoCryptKmsError",

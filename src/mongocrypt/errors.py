@@ -3,10 +3,11 @@
 The tree::
 
     Exception
-    ├── MongoCryptError            libmongocrypt refused or failed an operation; ``.code`` and the
-    │   │                          library's message verbatim (pymongo compares the text)
+    ├── MongoCryptError            any client-side encryption failure; raised as is when libmongocrypt
+    │   │                          refused or failed an operation (``.code`` and its message verbatim)
     │   ├── MongoCryptKmsError     the failure came from a KMS exchange (reply, retry budget)
-    │   └── MongoCryptClosedError  a handle or context was used after ``close()``
+    │   ├── MongoCryptClosedError  a handle or context was used after ``close()``
+    │   └── CredentialsError       on-demand KMS credentials could not be obtained
     ├── TypeError                  an option has the wrong type (the message names the option)
     └── ValueError                 an option has a value libmongocrypt would reject (names it too)
 
@@ -15,7 +16,7 @@ Errors never carry key material, credentials or plaintext values.
 
 from __future__ import annotations
 
-__all__ = ["MongoCryptClosedError", "MongoCryptError", "MongoCryptKmsError"]
+__all__ = ["CredentialsError", "MongoCryptClosedError", "MongoCryptError", "MongoCryptKmsError"]
 
 
 class MongoCryptError(Exception):
@@ -36,3 +37,7 @@ class MongoCryptKmsError(MongoCryptError):
 
 class MongoCryptClosedError(MongoCryptError):
     """The handle or context was already closed."""
+
+
+class CredentialsError(MongoCryptError):
+    """Fetching on-demand KMS credentials failed (the message carries the endpoint's reply)."""
