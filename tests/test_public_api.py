@@ -14,9 +14,23 @@ pytestmark = pytest.mark.smoke
 def test_top_level_surface() -> None:
     assert sorted(mongocrypt.__all__) == sorted(
         [
+            "Algorithm",
+            "AsyncClientEncryption",
+            "ClientEncryption",
+            "CredentialsError",
+            "DataKeyOpts",
+            "EncryptOpts",
+            "EncryptedCollectionError",
+            "KeyVaultError",
             "MongoCryptClosedError",
             "MongoCryptError",
             "MongoCryptKmsError",
+            "MongoCryptTimeoutError",
+            "QueryType",
+            "RangeOpts",
+            "RewrapManyDataKeyOpts",
+            "RewrapManyDataKeyResult",
+            "StringOpts",
             "__version__",
             "has_kms_in_place_retry",
             "has_string_algorithm",
@@ -60,9 +74,12 @@ def test_engine_surface() -> None:
 def test_errors_surface() -> None:
     assert sorted(mongocrypt.errors.__all__) == [
         "CredentialsError",
+        "EncryptedCollectionError",
+        "KeyVaultError",
         "MongoCryptClosedError",
         "MongoCryptError",
         "MongoCryptKmsError",
+        "MongoCryptTimeoutError",
     ]
 
 

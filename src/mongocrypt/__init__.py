@@ -1,21 +1,60 @@
-"""mongocrypt: MongoDB client-side field level and Queryable Encryption, on native libmongocrypt."""
+"""mongocrypt: MongoDB client-side field level and Queryable Encryption, on native libmongocrypt.
+
+The public API: :class:`ClientEncryption` / :class:`AsyncClientEncryption` (explicit encryption
+and key management), their option types, errors and events. ``mongocrypt.engine`` is the layer
+pymongo's own encryption runs on (through the ``pymongocrypt`` package this distribution provides).
+"""
 
 from mongocrypt._conflicts import check_no_real_pymongocrypt
-from mongocrypt._version import __version__
-from mongocrypt.engine import (
+
+check_no_real_pymongocrypt()
+
+from mongocrypt._version import __version__  # noqa: E402
+from mongocrypt.client_encryption import AsyncClientEncryption, ClientEncryption  # noqa: E402
+from mongocrypt.engine import (  # noqa: E402
     has_kms_in_place_retry,
     has_string_algorithm,
     is_crypto_available,
     libmongocrypt_version,
 )
-from mongocrypt.errors import MongoCryptClosedError, MongoCryptError, MongoCryptKmsError
-
-check_no_real_pymongocrypt()
+from mongocrypt.errors import (  # noqa: E402
+    CredentialsError,
+    EncryptedCollectionError,
+    KeyVaultError,
+    MongoCryptClosedError,
+    MongoCryptError,
+    MongoCryptKmsError,
+    MongoCryptTimeoutError,
+)
+from mongocrypt.options import (  # noqa: E402
+    Algorithm,
+    DataKeyOpts,
+    EncryptOpts,
+    QueryType,
+    RangeOpts,
+    RewrapManyDataKeyOpts,
+    RewrapManyDataKeyResult,
+    StringOpts,
+)
 
 __all__ = [
+    "Algorithm",
+    "AsyncClientEncryption",
+    "ClientEncryption",
+    "CredentialsError",
+    "DataKeyOpts",
+    "EncryptOpts",
+    "EncryptedCollectionError",
+    "KeyVaultError",
     "MongoCryptClosedError",
     "MongoCryptError",
     "MongoCryptKmsError",
+    "MongoCryptTimeoutError",
+    "QueryType",
+    "RangeOpts",
+    "RewrapManyDataKeyOpts",
+    "RewrapManyDataKeyResult",
+    "StringOpts",
     "__version__",
     "has_kms_in_place_retry",
     "has_string_algorithm",

@@ -3,11 +3,17 @@
 The tree::
 
     Exception
-    ├── MongoCryptError            any client-side encryption failure; raised as is when libmongocrypt
-    │   │                          refused or failed an operation (``.code`` and its message verbatim)
+    ├── MongoCryptError            any client-side encryption failure; raised as is when
+    │   │                          libmongocrypt refused or failed an operation (``.code`` and its
+    │   │                          message verbatim)
     │   ├── MongoCryptKmsError     the failure came from a KMS exchange (reply, retry budget)
     │   ├── MongoCryptClosedError  a handle or context was used after ``close()``
-    │   └── CredentialsError       on-demand KMS credentials could not be obtained
+    │   ├── MongoCryptTimeoutError an operation ran out of its time budget (also a TimeoutError)
+    │   ├── CredentialsError       on-demand KMS credentials could not be obtained
+    │   ├── KeyVaultError          a key-vault read or write failed; keeps the server's code,
+    │   │                          details and error labels (e.g. 11000 for a duplicate alt name)
+    │   └── EncryptedCollectionError  create_encrypted_collection failed; carries the
+    │                                 encryptedFields filled in so far
     ├── TypeError                  an option has the wrong type (the message names the option)
     └── ValueError                 an option has a value libmongocrypt would reject (names it too)
 
@@ -16,7 +22,18 @@ Errors never carry key material, credentials or plaintext values.
 
 from __future__ import annotations
 
-__all__ = ["CredentialsError", "MongoCryptClosedError", "MongoCryptError", "MongoCryptKmsError"]
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+__all__ = [
+    "CredentialsError",
+    "EncryptedCollectionError",
+    "KeyVaultError",
+    "MongoCryptClosedError",
+    "MongoCryptError",
+    "MongoCryptKmsError",
+    "MongoCryptTimeoutError",
+]
 
 
 class MongoCryptError(Exception):
@@ -41,3 +58,44 @@ class MongoCryptClosedError(MongoCryptError):
 
 class CredentialsError(MongoCryptError):
     """Fetching on-demand KMS credentials failed (the message carries the endpoint's reply)."""
+
+
+class MongoCryptTimeoutError(MongoCryptError, TimeoutError):
+    """The operation's time budget (``timeout_ms`` or ``pymongo.timeout()``) ran out."""
+
+
+class KeyVaultError(MongoCryptError):
+    """A key-vault operation failed on the server or on the way to it.
+
+    :param message: what failed.
+    :param code: the server's error code (0 when there is none, e.g. a network error).
+    :param details: the server's error document, if any.
+    :param error_labels: the server's error labels.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        code: int = 0,
+        details: Optional[Mapping[str, Any]] = None,
+        error_labels: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, code)
+        self.details = details
+        self.error_labels = tuple(error_labels)
+
+    def has_error_label(self, label: str) -> bool:
+        """Whether the server attached ``label`` to the error (pymongo's API)."""
+        return label in self.error_labels
+
+
+class EncryptedCollectionError(MongoCryptError):
+    """Creating an encrypted collection failed part way.
+
+    :param encrypted_fields: the encryptedFields document as far as it was filled in: the data keys
+        already created are in it, so they can be reused or deleted.
+    """
+
+    def __init__(self, message: str, encrypted_fields: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.encrypted_fields = encrypted_fields

@@ -41,7 +41,7 @@ class MongoCryptContext:
     :param on_demand_providers: KMS providers whose credentials are fetched when asked for.
     """
 
-    __slots__ = ("_crypt", "_ctx", "database", "on_demand_providers")
+    __slots__ = ("_crypt", "_ctx", "_kms_attempts", "database", "on_demand_providers")
 
     def __init__(
         self, crypt: Any, database: Optional[str] = None, on_demand_providers: tuple[str, ...] = ()
@@ -50,6 +50,7 @@ class MongoCryptContext:
         self._ctx = ffi.gc(lib.mongocrypt_ctx_new(crypt), lib.mongocrypt_ctx_destroy)
         self.database = database
         self.on_demand_providers = on_demand_providers
+        self._kms_attempts: dict[int, int] = {}  # KMS request (by address) -> times handed out
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -214,7 +215,9 @@ class MongoCryptContext:
             kms = lib.mongocrypt_ctx_next_kms_ctx(ctx)
             if kms == ffi.NULL:
                 return requests
-            requests.append(KmsContext(kms, self))
+            key = int(ffi.cast("uintptr_t", kms))
+            attempt = self._kms_attempts[key] = self._kms_attempts.get(key, 0) + 1
+            requests.append(KmsContext(kms, self, attempt))
 
     def complete_kms(self) -> None:
         """Say that every KMS request is done."""

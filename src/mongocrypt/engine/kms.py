@@ -22,11 +22,13 @@ class KmsContext:
     :attr:`endpoint`, sends :attr:`message`, and feeds the reply until :attr:`bytes_needed` is 0.
     """
 
-    __slots__ = ("_kms", "_owner")
+    __slots__ = ("_kms", "_owner", "attempt")
 
-    def __init__(self, kms: Any, owner: MongoCryptContext) -> None:
+    def __init__(self, kms: Any, owner: MongoCryptContext, attempt: int = 1) -> None:
         self._kms = kms
         self._owner = owner  # its memory belongs to the owning context
+        #: 1 for the first attempt at this request, 2 and more for libmongocrypt's retries
+        self.attempt = attempt
 
     @property
     def _live(self) -> Any:

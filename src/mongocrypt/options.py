@@ -1,0 +1,249 @@
+"""Typed options of the public API, as the specification names them (snake_case).
+
+Each validates on construction and names the offending option; ``document`` gives the BSON shape
+libmongocrypt expects. They are open classes: new options can be added without breaking callers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+from bson import Binary, Int64
+from bson.binary import UUID_SUBTYPE
+
+__all__ = [
+    "Algorithm",
+    "DataKeyOpts",
+    "EncryptOpts",
+    "QueryType",
+    "RangeOpts",
+    "RewrapManyDataKeyOpts",
+    "RewrapManyDataKeyResult",
+    "StringOpts",
+    "key_id_binary",
+]
+
+KeyId = Union[Binary, uuid.UUID]
+
+
+class Algorithm:
+    """The algorithm names of the specification (plain strings: newer ones pass through)."""
+
+    DETERMINISTIC = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"
+    RANDOM = "AEAD_AES_256_CBC_HMAC_SHA_512-Random"
+    INDEXED = "Indexed"
+    UNINDEXED = "Unindexed"
+    RANGE = "Range"
+    STRING = "String"
+
+
+class QueryType:
+    """The query types of the specification (plain strings)."""
+
+    EQUALITY = "equality"
+    RANGE = "range"
+    PREFIX = "prefix"
+    SUFFIX = "suffix"
+    SUBSTRING = "substring"
+
+
+def key_id_binary(key_id: object, option: str = "key_id") -> Binary:
+    """A data key id as BSON binary subtype 4.
+
+    :raises TypeError: if ``key_id`` is neither a UUID nor a subtype-4 Binary.
+    """
+    if isinstance(key_id, uuid.UUID):
+        return Binary.from_uuid(key_id)
+    if isinstance(key_id, Binary) and key_id.subtype == UUID_SUBTYPE and len(key_id) == 16:
+        return key_id
+    raise TypeError(f"{option} must be a uuid.UUID or a bson Binary of subtype 4, not {key_id!r}")
+
+
+def _check(value: object, types: Union[type, tuple[type, ...]], option: str) -> None:
+    """:raises TypeError: naming ``option`` unless ``value`` is one of ``types`` (a bool is no
+    int)."""
+    allowed = types if isinstance(types, tuple) else (types,)
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+        names = " or ".join(t.__name__ for t in allowed)
+        raise TypeError(f"{option} must be {names}, not {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class DataKeyOpts:
+    """Options of ``create_data_key``.
+
+    :param master_key: the provider's masterKey (aws: region, key, endpoint?; azure:
+        keyVaultEndpoint, keyName, keyVersion?; gcp: projectId, location, keyRing, keyName,
+        keyVersion?, endpoint?; kmip: keyId?, endpoint?, delegated?); omit it for local.
+    :param key_alt_names: alternate names, each unique in the key vault.
+    :param key_material: 96 bytes to use as the key (default: random).
+    """
+
+    master_key: Optional[Mapping[str, Any]] = None
+    key_alt_names: Sequence[str] = ()
+    key_material: Optional[bytes] = None
+
+    def __post_init__(self) -> None:
+        if self.master_key is not None:
+            _check(self.master_key, Mapping, "master_key")
+        if isinstance(self.key_alt_names, str) or not all(
+            isinstance(n, str) for n in self.key_alt_names
+        ):
+            raise TypeError("key_alt_names must be a sequence of str")
+        if self.key_material is not None:
+            _check(self.key_material, (bytes, bytearray), "key_material")
+
+    def __repr__(self) -> str:
+        material = None if self.key_material is None else "<redacted>"
+        return (
+            f"DataKeyOpts(master_key={self.master_key!r}, "
+            f"key_alt_names={list(self.key_alt_names)!r}, key_material={material})"
+        )
+
+
+@dataclass(frozen=True)
+class RangeOpts:
+    """Range index options; must match the collection's encryptedFields.
+
+    :param min: lower bound (required for double/decimal128 together with ``max``/``precision``).
+    :param max: upper bound.
+    :param sparsity: tokens per level (int64); libmongocrypt's default when omitted.
+    :param precision: decimal digits kept (double and decimal128 only).
+    :param trim_factor: how many top levels to trim; 0 is a valid value.
+    """
+
+    min: Any = None
+    max: Any = None
+    sparsity: Optional[int] = None
+    precision: Optional[int] = None
+    trim_factor: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        for name in ("sparsity", "precision", "trim_factor"):
+            value = getattr(self, name)
+            if value is not None:
+                _check(value, int, name)
+                if value < 0:
+                    raise ValueError(f"{name} must be >= 0, not {value}")
+
+    @property
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        for key, value in (
+            ("min", self.min),
+            ("max", self.max),
+            ("precision", self.precision),
+            ("trimFactor", self.trim_factor),
+        ):
+            if value is not None:
+                doc[key] = value
+        if self.sparsity is not None:
+            doc["sparsity"] = Int64(self.sparsity)
+        return doc
+
+
+@dataclass(frozen=True)
+class StringOpts:
+    """Options of the String algorithm (prefix/suffix/substring queries).
+
+    :param case_sensitive: whether matching is case sensitive.
+    :param diacritic_sensitive: whether matching is diacritic sensitive.
+    :param prefix: ``{"strMinQueryLength": n, "strMaxQueryLength": m}``.
+    :param suffix: the same for suffixes.
+    :param substring: ``{"strMaxLength": l, "strMinQueryLength": n, "strMaxQueryLength": m}``.
+    """
+
+    case_sensitive: bool
+    diacritic_sensitive: bool
+    prefix: Optional[Mapping[str, int]] = None
+    suffix: Optional[Mapping[str, int]] = None
+    substring: Optional[Mapping[str, int]] = None
+
+    def __post_init__(self) -> None:
+        _check(self.case_sensitive, bool, "case_sensitive")
+        _check(self.diacritic_sensitive, bool, "diacritic_sensitive")
+        for name in ("prefix", "suffix", "substring"):
+            value = getattr(self, name)
+            if value is not None:
+                _check(value, Mapping, name)
+
+    @property
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "caseSensitive": self.case_sensitive,
+            "diacriticSensitive": self.diacritic_sensitive,
+        }
+        for name in ("prefix", "suffix", "substring"):
+            value = getattr(self, name)
+            if value is not None:
+                doc[name] = dict(value)
+        return doc
+
+
+@dataclass(frozen=True)
+class EncryptOpts:
+    """Options of ``encrypt`` and ``encrypt_expression``.
+
+    :param algorithm: one of :class:`Algorithm` (or a newer name libmongocrypt knows).
+    :param key_id: the data key's id (exactly one of ``key_id`` and ``key_alt_name``).
+    :param key_alt_name: the data key's alternate name.
+    :param contention_factor: Indexed/Range/String only; 0 is a real value.
+    :param query_type: one of :class:`QueryType`, for find payloads.
+    :param range_opts: Range only.
+    :param string_opts: String only.
+    """
+
+    algorithm: str
+    key_id: Optional[KeyId] = None
+    key_alt_name: Optional[str] = None
+    contention_factor: Optional[int] = None
+    query_type: Optional[str] = None
+    range_opts: Optional[RangeOpts] = None
+    string_opts: Optional[StringOpts] = None
+
+    def __post_init__(self) -> None:
+        _check(self.algorithm, str, "algorithm")
+        if (self.key_id is None) == (self.key_alt_name is None):
+            raise ValueError("exactly one of key_id and key_alt_name must be given")
+        if self.key_id is not None:
+            key_id_binary(self.key_id)
+        if self.key_alt_name is not None:
+            _check(self.key_alt_name, str, "key_alt_name")
+        if self.contention_factor is not None:
+            _check(self.contention_factor, int, "contention_factor")
+        if self.query_type is not None:
+            _check(self.query_type, str, "query_type")
+        if self.range_opts is not None:
+            _check(self.range_opts, RangeOpts, "range_opts")
+        if self.string_opts is not None:
+            _check(self.string_opts, StringOpts, "string_opts")
+
+
+@dataclass(frozen=True)
+class RewrapManyDataKeyOpts:
+    """Where ``rewrap_many_data_key`` moves the keys.
+
+    :param provider: the target KMS provider (required).
+    :param master_key: the target masterKey (not for local providers).
+    """
+
+    provider: str
+    master_key: Optional[Mapping[str, Any]] = field(default=None)
+
+    def __post_init__(self) -> None:
+        _check(self.provider, str, "provider")
+        if self.master_key is not None:
+            _check(self.master_key, Mapping, "master_key")
+
+
+@dataclass(frozen=True)
+class RewrapManyDataKeyResult:
+    """What ``rewrap_many_data_key`` did.
+
+    :param bulk_write_result: the key vault update's result; None when no key matched.
+    """
+
+    bulk_write_result: Any = None
