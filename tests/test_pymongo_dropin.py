@@ -224,3 +224,17 @@ def test_string_algorithm_options_reach_libmongocrypt(
         "hel", "String", key_id=key_id, contention_factor=0, query_type="prefix", **extra
     )
     assert query.subtype == 6 and query[0] == 18
+
+
+def test_on_demand_aws_credentials(
+    client: MongoClient[Any], key_vault: str, kms_setup: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prose 15 (success) the pymongo way: {"aws": {}} is filled from the environment."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "on-demand-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "on-demand-secret")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    tls_options = {"aws": kms_setup.tls_options["aws:mock"]}
+    with ClientEncryption({"aws": {}}, key_vault, client, OPTS, kms_tls_options=tls_options) as ce:
+        key_id = ce.create_data_key("aws", master_key=kms_setup.master_keys["aws:mock"])
+        ciphertext = ce.encrypt("x", Algorithm.AEAD_AES_256_CBC_HMAC_SHA_512_Random, key_id=key_id)
+        assert ce.decrypt(ciphertext) == "x"

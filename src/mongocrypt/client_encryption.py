@@ -95,8 +95,11 @@ class _ClientEncryptionCore:
             else contextlib.nullcontext()
         )
 
+    def _encode(self, document: Mapping[str, Any]) -> bytes:
+        return bson.encode(document, codec_options=self._codec_options)
+
     def _value(self, value: Any) -> bytes:
-        return bson.encode({"v": value}, codec_options=self._codec_options)
+        return self._encode({"v": value})
 
     def _unvalue(self, document: bytes) -> Any:
         return bson.decode(document, codec_options=self._codec_options)["v"]
@@ -309,7 +312,9 @@ class ClientEncryption(_ClientEncryptionCore):
         """Re-wrap the matching keys under ``opts``'s master key (or each key's own)."""
         provider, master_key = self._rewrap_target(opts)
         with self._deadline():
-            result = self._encrypter.rewrap_many_data_key(filter, provider, master_key)
+            result = self._encrypter.rewrap_many_data_key(
+                self._encode(filter), provider, master_key
+            )
             if result is None:
                 return RewrapManyDataKeyResult()
             with self._io.operation("update") as op:
@@ -479,7 +484,9 @@ class AsyncClientEncryption(_ClientEncryptionCore):
     ) -> RewrapManyDataKeyResult:
         provider, master_key = self._rewrap_target(opts)
         with self._deadline():
-            result = await self._encrypter.rewrap_many_data_key(filter, provider, master_key)
+            result = await self._encrypter.rewrap_many_data_key(
+                self._encode(filter), provider, master_key
+            )
             if result is None:
                 return RewrapManyDataKeyResult()
             with self._io.operation("update") as op:

@@ -1,6 +1,11 @@
 """Certificates generated at test time: one CA signing a server and a client certificate
-(subjectAltName localhost and 127.0.0.1, usable for both TLS roles), and an unrelated CA for
-"wrong CA" tests."""
+(usable for both TLS roles), an unrelated CA for "wrong CA" tests, and server certificates that
+must be refused (expired; valid but for another host name).
+
+The server certificate names localhost and 127.0.0.1, and also the public KMS hosts the
+specification's tests use, so a test can send those hosts' traffic to a local emulator (through a
+``kms_connect_callback``) while TLS still verifies the real name.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,22 @@ class TlsFiles:
     server_pem: Path  # certificate + key in one file (PyKMIP, pymongo's tlsCertificateKeyFile)
     client_pem: Path  # certificate + key in one file
     other_ca: Path  # a CA that signed nothing here
+    expired_cert: Path  # signed by ``ca``, for localhost, but expired
+    expired_key: Path
+    wrong_host_cert: Path  # signed by ``ca``, valid, but for another host name
+    wrong_host_key: Path
+
+
+#: Public KMS hosts the server certificate also names (see the module docstring).
+KMS_HOSTS = [
+    "*.amazonaws.com",
+    "kms.us-east-1.amazonaws.com",
+    "kms.us-east-2.amazonaws.com",
+    "*.vault.azure.net",
+    "login.microsoftonline.com",
+    "oauth2.googleapis.com",
+    "cloudkms.googleapis.com",
+]
 
 
 def _name(common_name: str) -> x509.Name:
@@ -74,10 +95,20 @@ def _ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
 
 
 def _leaf(
-    common_name: str, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey
+    common_name: str,
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    names: tuple[str, ...] = ("localhost",),
+    ip: bool = True,
+    expired: bool = False,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = _key()
     now = datetime.datetime.now(datetime.timezone.utc)
+    if expired:
+        now -= datetime.timedelta(days=30)
+    alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+    if ip:
+        alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
@@ -86,12 +117,7 @@ def _leaf(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(
             x509.ExtendedKeyUsage(
                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -111,8 +137,12 @@ def generate(directory: Path) -> TlsFiles:
     directory.mkdir(parents=True, exist_ok=True)
     ca, ca_key = _ca("mongocrypt test CA")
     other, _ = _ca("unrelated test CA")
-    server, server_key = _leaf("localhost", ca, ca_key)
+    server, server_key = _leaf("localhost", ca, ca_key, ("localhost", *KMS_HOSTS))
     client, client_key = _leaf("mongocrypt test client", ca, ca_key)
+    expired, expired_key = _leaf("localhost", ca, ca_key, expired=True)
+    wrong_host, wrong_host_key = _leaf(
+        "wrong.host.invalid", ca, ca_key, ("wrong.host.invalid",), ip=False
+    )
     pem = lambda c: c.public_bytes(serialization.Encoding.PEM)  # noqa: E731
     files = TlsFiles(
         ca=directory / "ca.pem",
@@ -121,6 +151,10 @@ def generate(directory: Path) -> TlsFiles:
         server_pem=directory / "server.pem",
         client_pem=directory / "client.pem",
         other_ca=directory / "other-ca.pem",
+        expired_cert=directory / "expired.crt",
+        expired_key=directory / "expired.key",
+        wrong_host_cert=directory / "wrong-host.crt",
+        wrong_host_key=directory / "wrong-host.key",
     )
     files.ca.write_bytes(pem(ca))
     files.other_ca.write_bytes(pem(other))
@@ -128,4 +162,8 @@ def generate(directory: Path) -> TlsFiles:
     files.server_key.write_bytes(_pem_key(server_key))
     files.server_pem.write_bytes(pem(server) + _pem_key(server_key))
     files.client_pem.write_bytes(pem(client) + _pem_key(client_key))
+    files.expired_cert.write_bytes(pem(expired))
+    files.expired_key.write_bytes(_pem_key(expired_key))
+    files.wrong_host_cert.write_bytes(pem(wrong_host))
+    files.wrong_host_key.write_bytes(_pem_key(wrong_host_key))
     return files

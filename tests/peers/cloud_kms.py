@@ -17,7 +17,9 @@ import os
 import re
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Optional
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -31,13 +33,22 @@ GCP_TOKEN = "mock-gcp-access-token"
 class CloudKmsMock:
     """The mock server; ``endpoint`` is ``127.0.0.1:PORT`` (libmongocrypt wants a dotted host)."""
 
-    def __init__(self, tls: TlsFiles) -> None:
+    def __init__(
+        self,
+        tls: TlsFiles,
+        cert: Optional[Path] = None,
+        key: Optional[Path] = None,
+        delay: float = 0.0,
+    ) -> None:
         self._aead = AESGCM(AESGCM.generate_key(256))
         self._lock = threading.Lock()
         self._failures = {"network": 0, "http": 0}
         self.requests: list[str] = []  # "METHOD path" of every request served
+        self.delay = delay  # seconds each KMS reply waits (to observe concurrency)
+        self.in_flight = 0
+        self.max_in_flight = 0
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(tls.server_cert, tls.server_key)
+        context.load_cert_chain(cert or tls.server_cert, key or tls.server_key)
         mock = self
 
         class Handler(_Handler):
@@ -75,6 +86,7 @@ class CloudKmsMock:
         with self._lock:
             self._failures = {"network": 0, "http": 0}
             self.requests.clear()
+            self.max_in_flight = 0
 
     def wrap(self, plaintext: bytes) -> bytes:
         nonce = os.urandom(12)
@@ -129,10 +141,18 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if failure == "http":
             return self._reply(429, {"__type": "ThrottlingException", "message": "failpoint"})
+        with self.owner._lock:
+            self.owner.in_flight += 1
+            self.owner.max_in_flight = max(self.owner.max_in_flight, self.owner.in_flight)
         try:
+            if self.owner.delay:
+                time.sleep(self.owner.delay)
             return self._route(body)
         except Exception as exc:  # a malformed request or ciphertext: answer as a KMS would
             return self._reply(400, {"__type": "ValidationException", "message": repr(exc)})
+        finally:
+            with self.owner._lock:
+                self.owner.in_flight -= 1
 
     def _route(self, body: bytes) -> None:
         path = self.path.split("?")[0]

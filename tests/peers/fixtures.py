@@ -10,13 +10,14 @@ Each peer starts on first use, on a free 127.0.0.1 port, and stops at the end of
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import pytest
 
@@ -228,3 +229,122 @@ def kms_setup(
             "kmip": {},
         },
     )
+
+
+class RedirectToPeers:
+    """A ``kms_connect_callback`` that sends the public KMS hosts the specification's tests name
+    to the local emulators: cloud hosts to the cloud mock, ``localhost:5698`` (the spec's KMIP
+    server) to PyKMIP. TLS still verifies the public name: the test server certificate lists
+    those names. Other hosts are connected to directly (so ``doesnotexist.invalid`` fails as it
+    should). Every call is recorded in ``calls``.
+    """
+
+    CLOUD_SUFFIXES = (
+        ".amazonaws.com",
+        ".vault.azure.net",
+        "login.microsoftonline.com",
+        "oauth2.googleapis.com",
+        "cloudkms.googleapis.com",
+    )
+
+    def __init__(self, cloud_port: int, kmip_port: int) -> None:
+        self.cloud_port = cloud_port
+        self.kmip_port = kmip_port
+        self.calls: list[tuple[str, int]] = []
+
+    def target(self, host: str, port: int) -> tuple[str, int]:
+        if host.endswith(self.CLOUD_SUFFIXES):
+            return "127.0.0.1", self.cloud_port
+        if host == "localhost" and port == 5698:
+            return "127.0.0.1", self.kmip_port
+        return host, port
+
+    def __call__(self, context: Any) -> socket.socket:
+        self.calls.append((context.host, context.port))
+        return socket.create_connection(self.target(context.host, context.port), context.timeout)
+
+
+@pytest.fixture
+def redirect_kms(cloud_kms: CloudKmsMock, kmip_endpoint: str) -> RedirectToPeers:
+    return RedirectToPeers(cloud_kms.port, int(kmip_endpoint.rsplit(":", 1)[1]))
+
+
+@pytest.fixture(scope="session")
+def spec_kms_providers(kms_setup: KmsSetup) -> dict[str, dict[str, Any]]:
+    """The providers of the specification's tests, as placeholders are filled here: cloud
+    credentials for the emulators (no endpoints: the public hosts are redirected), the spec's
+    local master key, and the spec's KMIP endpoint (redirected to PyKMIP)."""
+    import base64
+
+    local = base64.b64decode(
+        "Mng0NCt4ZHVUYUJCa1kxNkVyNUR1QURhZ2h2UzR2d2RrZzh0cFBwM3R6NmdWMDFBMUN3YkQ5aXRRMkhGRGdQV09w"
+        "OGVNYUMxT2k3NjZKelhaQmRCZGJkTXVyZG9uSjFk"
+    )
+    gcp = dict(kms_setup.providers["gcp"])
+    gcp.pop("endpoint")
+    azure = dict(kms_setup.providers["azure"])
+    azure.pop("identityPlatformEndpoint")
+    aws = {"accessKeyId": "emulated", "secretAccessKey": "emulated"}
+    providers: dict[str, dict[str, Any]] = {
+        "aws": aws,
+        "azure": azure,
+        "gcp": gcp,
+        "kmip": {"endpoint": "localhost:5698"},
+        "local": {"key": local},
+    }
+    for name in ("name1", "name2"):
+        for kind, settings in list(providers.items())[:5]:
+            providers[f"{kind}:{name}"] = settings
+    return providers
+
+
+@pytest.fixture(scope="session")
+def spec_kms_tls_options(
+    tls: TlsFiles, spec_kms_providers: dict[str, Any]
+) -> dict[str, dict[str, str]]:
+    """The test CA for every provider, and the client certificate for KMIP ones."""
+    return {
+        name: {
+            "tlsCAFile": str(tls.ca),
+            **({"tlsCertificateKeyFile": str(tls.client_pem)} if name.startswith("kmip") else {}),
+        }
+        for name in spec_kms_providers
+    }
+
+
+@pytest.fixture(scope="session")
+def expired_kms(tls: TlsFiles) -> Iterator[CloudKmsMock]:
+    """A KMS mock presenting an expired certificate (signed by the test CA)."""
+    mock = CloudKmsMock(tls, tls.expired_cert, tls.expired_key)
+    yield mock
+    mock.close()
+
+
+@pytest.fixture(scope="session")
+def wrong_host_kms(tls: TlsFiles) -> Iterator[CloudKmsMock]:
+    """A KMS mock presenting a valid certificate for another host name."""
+    mock = CloudKmsMock(tls, tls.wrong_host_cert, tls.wrong_host_key)
+    yield mock
+    mock.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a server that accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    import threading
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for sock in accepted:
+        sock.close()
