@@ -224,7 +224,8 @@ class KmsTransport:
             except MongoCryptKmsError as final:
                 failed(exc, False)
                 raise MongoCryptKmsError(
-                    f"{final}, last attempt failed with: {exc}", final.code
+                    f"{final}, last attempt to {provider} at {endpoint} failed with: {exc}",
+                    final.code,
                 ) from exc
             failed(exc, True)
             return
