@@ -573,3 +573,58 @@ def test_async_client_encryption(
         await client.close()
 
     asyncio.run(scenario())
+
+
+class CommandLog(pymongo.monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.commands: list[Any] = []
+
+    def started(self, event: Any) -> None:
+        self.commands.append(event.command)
+
+    def succeeded(self, event: Any) -> None: ...
+
+    def failed(self, event: Any) -> None: ...
+
+
+def test_every_key_vault_operation_is_majority(mongodb_uri: str, namespace: str) -> None:
+    log = CommandLog()
+    with (
+        pymongo.MongoClient(mongodb_uri, event_listeners=[log]) as client,
+        ClientEncryption(
+            {"local": {"key": os.urandom(96)}, "local:b": {"key": os.urandom(96)}},
+            namespace,
+            client,
+        ) as ce,
+    ):
+        key_id = ce.create_data_key("local")
+        ce.encrypt(1, EncryptOpts(Algorithm.RANDOM, key_id=key_id))
+        ce.get_key(key_id)
+        ce.get_key_by_alt_name("x")
+        list(ce.get_keys())
+        ce.add_key_alt_name(key_id, "x")
+        ce.remove_key_alt_name(key_id, "x")
+        ce.rewrap_many_data_key({}, RewrapManyDataKeyOpts("local:b"))
+        ce.delete_key(key_id)
+    names = {"find", "insert", "findAndModify", "update", "delete"}
+    seen = [c for c in log.commands if next(iter(c)) in names]
+    assert {next(iter(c)) for c in seen} == names
+    for command in seen:
+        if next(iter(command)) == "find":
+            assert command["readConcern"] == {"level": "majority"}, command
+        else:
+            assert command["writeConcern"] == {"w": "majority"}, command
+
+
+def test_connect_callback_gets_the_remaining_budget(make: Any, kms_setup: Any) -> None:
+    budgets: list[float] = []
+    connect = HttpProxyConnect("127.0.0.1", 9)  # nothing listens: every attempt fails fast
+
+    def recording(context: Any) -> Any:
+        budgets.append(context.timeout)
+        return connect(context)
+
+    ce = make(kms_connect_callback=recording, timeout_ms=2000)
+    with pytest.raises(MongoCryptError):
+        ce.create_data_key("aws:mock", opts(kms_setup, "aws:mock"))
+    assert budgets and all(0 < b <= 2.0 for b in budgets), budgets
