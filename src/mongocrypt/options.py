@@ -30,7 +30,14 @@ KeyId = Union[Binary, uuid.UUID]
 
 
 class Algorithm:
-    """The algorithm names of the specification (plain strings: newer ones pass through)."""
+    """The algorithm names of the specification (plain strings: newer ones pass through).
+
+    Payloads of ``INDEXED``, ``RANGE`` and ``STRING`` are meant for the server: insert or query
+    them through a client with automatic encryption configured (``bypass_query_analysis`` may be
+    set, ``bypass_auto_encryption`` may not). The ``prefixPreview``/``suffixPreview``/
+    ``substringPreview`` query types are experimental: not covered by security guarantees, and
+    they may change incompatibly.
+    """
 
     DETERMINISTIC = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"
     RANDOM = "AEAD_AES_256_CBC_HMAC_SHA_512-Random"
@@ -75,9 +82,10 @@ def _check(value: object, types: Union[type, tuple[type, ...]], option: str) -> 
 class DataKeyOpts:
     """Options of ``create_data_key``.
 
-    :param master_key: the provider's masterKey (aws: region, key, endpoint?; azure:
-        keyVaultEndpoint, keyName, keyVersion?; gcp: projectId, location, keyRing, keyName,
-        keyVersion?, endpoint?; kmip: keyId?, endpoint?, delegated?); omit it for local.
+    :param master_key: the provider's masterKey, required for aws (region, key, endpoint?), azure
+        (keyVaultEndpoint, keyName, keyVersion?), gcp (projectId, location, keyRing, keyName,
+        keyVersion?, endpoint?) and kmip (keyId?, endpoint?, delegated?; ``{}`` is valid); omitted
+        for local providers. Endpoints are passed to libmongocrypt as given.
     :param key_alt_names: alternate names, each unique in the key vault.
     :param key_material: 96 bytes to use as the key (default: random).
     """
