@@ -11,12 +11,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_every_named_test_exists() -> None:
     text = (ROOT / "docs" / "spec-coverage.md").read_text()
     checked = 0
-    for row in re.findall(r"^\| CSE-[A-Z]+-\d+ \|[^|]*\| (.*) \|$", text, re.M):
+    for row in (line for line in text.splitlines() if line.startswith("|")):
         current = None
         for path, name in re.findall(r"(tests/\w+\.py)?::(\w+)", row):
             current = path or current
             assert current, row
             source = (ROOT / current).read_text()
-            assert re.search(rf"^def {name}\(", source, re.M), f"{current}::{name}"
+            assert re.search(rf"^(async )?def {name}\(", source, re.M), f"{current}::{name}"
             checked += 1
-    assert checked > 20
+    assert checked > 100
