@@ -71,11 +71,15 @@ def test_encrypt_accepts_both_string_option_names(module: str) -> None:
 
 
 def test_string_and_text_options_together_are_refused() -> None:
-    from pymongocrypt._adapters import _string_options
+    from mongocrypt.engine import MongoCryptOptions
+    from mongocrypt.io.memory import InMemoryIO
+    from pymongocrypt.synchronous.explicit_encrypter import ExplicitEncrypter
 
-    assert _string_options(b"s", None) == b"s" and _string_options(None, b"t") == b"t"
+    encrypter = ExplicitEncrypter(
+        InMemoryIO(), MongoCryptOptions({"local": {"key": b"k" * 96}}, bypass_encryption=True)
+    )
     with pytest.raises(ValueError, match="not both"):
-        _string_options(b"s", b"t")
+        encrypter.encrypt(b"", "String", key_alt_name="a", string_opts=b"s", text_opts=b"t")
 
 
 def test_distribution_identity_passes_pymongos_check() -> None:

@@ -68,7 +68,14 @@ class _ExplicitContexts:
         range_opts: Optional[bytes],
         is_expression: bool,
         string_opts: Optional[bytes],
+        text_opts: Optional[bytes],
     ) -> MongoCryptContext:
+        if string_opts is not None and text_opts is not None:
+            raise ValueError(
+                "pass the String algorithm's options as string_opts or text_opts, not both"
+            )
+        if string_opts is None:
+            string_opts = text_opts
         opts = ExplicitEncryptOptions(
             algorithm,
             None if key_id is None else bytes(key_id),
@@ -126,8 +133,13 @@ class ExplicitEncrypter(_ExplicitContexts):
         range_opts: Optional[bytes] = None,
         is_expression: bool = False,
         string_opts: Optional[bytes] = None,
+        text_opts: Optional[bytes] = None,
     ) -> bytes:
-        """Encrypt BSON ``{"v": value}``; returns BSON ``{"v": ciphertext}``."""
+        """Encrypt BSON ``{"v": value}``; returns BSON ``{"v": ciphertext}``.
+
+        ``text_opts`` is the name pymongo 4.16-4.17 give ``string_opts`` (4.18-4.19 pick the name
+        from this signature, 4.20 always send ``string_opts``); pass one or the other.
+        """
         with self._encrypt_context(
             value,
             algorithm,
@@ -138,6 +150,7 @@ class ExplicitEncrypter(_ExplicitContexts):
             range_opts,
             is_expression,
             string_opts,
+            text_opts,
         ) as ctx:
             return _result(run_state_machine(ctx, self.callback), "encryption")
 
@@ -192,6 +205,7 @@ class AsyncExplicitEncrypter(_ExplicitContexts):
         range_opts: Optional[bytes] = None,
         is_expression: bool = False,
         string_opts: Optional[bytes] = None,
+        text_opts: Optional[bytes] = None,
     ) -> bytes:
         with self._encrypt_context(
             value,
@@ -203,6 +217,7 @@ class AsyncExplicitEncrypter(_ExplicitContexts):
             range_opts,
             is_expression,
             string_opts,
+            text_opts,
         ) as ctx:
             return _result(await run_state_machine_async(ctx, self.callback), "encryption")
 

@@ -1,5 +1,5 @@
 """pymongocrypt.asynchronous.explicit_encrypter."""
 
-from pymongocrypt._adapters import AsyncExplicitEncrypter
+from mongocrypt.engine import AsyncExplicitEncrypter
 
 __all__ = ["AsyncExplicitEncrypter"]

@@ -1,5 +1,5 @@
 """pymongocrypt.synchronous.explicit_encrypter."""
 
-from pymongocrypt._adapters import ExplicitEncrypter
+from mongocrypt.engine import ExplicitEncrypter
 
 __all__ = ["ExplicitEncrypter"]
