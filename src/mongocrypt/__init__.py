@@ -25,6 +25,7 @@ from mongocrypt.errors import (  # noqa: E402
     MongoCryptError,
     MongoCryptKmsError,
     MongoCryptTimeoutError,
+    QueryAnalysisError,
 )
 from mongocrypt.options import (  # noqa: E402
     Algorithm,
@@ -50,6 +51,7 @@ __all__ = [
     "MongoCryptError",
     "MongoCryptKmsError",
     "MongoCryptTimeoutError",
+    "QueryAnalysisError",
     "QueryType",
     "RangeOpts",
     "RewrapManyDataKeyOpts",

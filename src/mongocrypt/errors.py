@@ -10,6 +10,8 @@ The tree::
     │   ├── MongoCryptClosedError  a handle or context was used after ``close()``
     │   ├── MongoCryptTimeoutError an operation ran out of its time budget (also a TimeoutError)
     │   ├── CredentialsError       on-demand KMS credentials could not be obtained
+    │   ├── QueryAnalysisError     query analysis (mongocryptd, crypt_shared or the embedded
+    │   │                          analyzer) refused a command: an automatic-encryption limit
     │   ├── KeyVaultError          a key-vault read or write failed; keeps the server's code,
     │   │                          details and error labels (e.g. 11000 for a duplicate alt name)
     │   └── EncryptedCollectionError  create_encrypted_collection failed; carries the
@@ -33,6 +35,7 @@ __all__ = [
     "MongoCryptError",
     "MongoCryptKmsError",
     "MongoCryptTimeoutError",
+    "QueryAnalysisError",
 ]
 
 
@@ -99,3 +102,11 @@ class EncryptedCollectionError(MongoCryptError):
     def __init__(self, message: str, encrypted_fields: Mapping[str, Any]) -> None:
         super().__init__(message)
         self.encrypted_fields = encrypted_fields
+
+
+class QueryAnalysisError(MongoCryptError):
+    """Query analysis refused to mark a command for automatic encryption.
+
+    Raised for commands or constructs automatic encryption cannot handle safely (the analyzer
+    fails closed), with mongocryptd's error code where one exists; nothing was sent to the server.
+    """
