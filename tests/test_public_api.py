@@ -26,6 +26,7 @@ def test_top_level_surface() -> None:
             "MongoCryptError",
             "MongoCryptKmsError",
             "MongoCryptTimeoutError",
+            "QueryAnalysisError",
             "QueryType",
             "RangeOpts",
             "RewrapManyDataKeyOpts",
@@ -80,6 +81,7 @@ def test_errors_surface() -> None:
         "MongoCryptError",
         "MongoCryptKmsError",
         "MongoCryptTimeoutError",
+        "QueryAnalysisError",
     ]
 
 
