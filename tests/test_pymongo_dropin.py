@@ -188,7 +188,7 @@ def test_kmip_without_client_certificate_is_refused(
         pytest.raises(EncryptionError) as info,
     ):
         ce.create_data_key("kmip", master_key={})
-    assert "SSL handshake failed" in str(info.value)  # PyKMIP requires a client certificate
+    assert "handshake" in str(info.value).lower()  # PyKMIP requires a client certificate
 
 
 def test_string_algorithm_options_reach_libmongocrypt(

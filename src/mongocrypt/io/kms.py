@@ -215,7 +215,7 @@ class KmsTransport:
             if isinstance(exc, ssl.SSLCertVerificationError):
                 raise MongoCryptKmsError(
                     f"TLS certificate verification failed for KMS {provider} at {endpoint}: "
-                    f"{exc.verify_message or exc}"
+                    f"{exc}"
                 ) from exc
             raise
         except Exception as exc:  # network errors, timeouts, a failing connect callback

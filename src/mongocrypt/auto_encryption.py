@@ -1,0 +1,252 @@
+"""Automatic encryption on pymongo's own clients, with mongocrypt doing the encryption I/O.
+
+:class:`AutoEncryptionOpts` is pymongo's option class with mongocrypt's additions; pass it to
+``pymongo.MongoClient(auto_encryption_opts=...)`` or ``AsyncMongoClient``. pymongo keeps doing the
+commands, the internal clients, and mongocryptd spawning as the specification describes; the
+encryption engine it loads (this distribution's ``pymongocrypt``) recognises these options and
+routes the encryption I/O through mongocrypt: KMS requests on mongocrypt's transport (concurrent,
+per-provider TLS, proxies through ``kms_connect_callback``, events), on-demand credentials with
+``credential_providers``, key-vault events, and the query-analysis mode chosen here.
+
+Query analysis (``query_analysis``):
+
+- ``"auto"`` (default): as pymongo does it: crypt_shared when it loads, else mongocryptd;
+- ``"mongocryptd"``: always mongocryptd (never search for crypt_shared);
+- ``"crypt_shared"``: crypt_shared, required (an error at client creation when it does not load);
+- ``"embedded"``: mongocrypt's in-process analyzer: no mongocryptd, no crypt_shared;
+- ``"none"``: no analysis (``bypass_query_analysis``): only explicit encryption and decryption.
+
+For unchanged code that builds pymongo's own ``AutoEncryptionOpts``, the environment variable
+``MONGOCRYPT_QUERY_ANALYSIS`` selects the mode the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, Callable, Optional
+
+from pymongo.encryption_options import AutoEncryptionOpts as _PymongoAutoEncryptionOpts
+
+from mongocrypt.engine import AsyncMongoCryptCallback, KmsContext, MongoCryptCallback
+from mongocrypt.events import EncryptionEventListener, EventPublisher
+from mongocrypt.io.credentials import AwsCredentialProvider, OnDemandCredentials
+from mongocrypt.io.kms import AsyncKmsTransport, KmsTransport
+from mongocrypt.io.pymongo_io import KeyVaultOperation
+
+__all__ = ["QUERY_ANALYSIS_MODES", "AutoEncryptionOpts", "route_io"]
+
+QUERY_ANALYSIS_MODES = ("auto", "mongocryptd", "crypt_shared", "embedded", "none")
+ENV_QUERY_ANALYSIS = "MONGOCRYPT_QUERY_ANALYSIS"
+
+
+class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
+    """pymongo's ``AutoEncryptionOpts`` (same parameters, same meaning) plus:
+
+    :param credential_providers: ``{"aws": callable}`` returning AWS credentials on demand
+        (requires ``kms_providers["aws"] == {}``).
+    :param kms_connect_callback: opens KMS connections (see :mod:`mongocrypt.io.proxy`); a
+        coroutine function for ``AsyncMongoClient``.
+    :param event_listeners: :class:`~mongocrypt.events.EncryptionEventListener` instances.
+    :param query_analysis: one of :data:`QUERY_ANALYSIS_MODES` (see the module docstring).
+
+    Automatic encryption applies to collection commands only; database and view operations that
+    are not bypassed fail. Using it needs the listCollections privilege (schemas are read from the
+    collections' validators unless ``schema_map`` gives them; a local schema map is safer, as a
+    malicious server could advertise a false schema). Clients with it may create an internal client
+    (the parent's options, minPoolSize 0, no automatic encryption).
+    """
+
+    def __init__(
+        self,
+        kms_providers: Mapping[str, Any],
+        key_vault_namespace: str,
+        key_vault_client: Any = None,
+        schema_map: Optional[Mapping[str, Any]] = None,
+        bypass_auto_encryption: bool = False,
+        mongocryptd_uri: str = "mongodb://localhost:27020",
+        mongocryptd_bypass_spawn: bool = False,
+        mongocryptd_spawn_path: str = "mongocryptd",
+        mongocryptd_spawn_args: Optional[list[str]] = None,
+        kms_tls_options: Optional[Mapping[str, Any]] = None,
+        crypt_shared_lib_path: Optional[str] = None,
+        crypt_shared_lib_required: bool = False,
+        bypass_query_analysis: bool = False,
+        encrypted_fields_map: Optional[Mapping[str, Any]] = None,
+        key_expiration_ms: Optional[int] = None,
+        *,
+        credential_providers: Optional[Mapping[str, AwsCredentialProvider]] = None,
+        kms_connect_callback: Optional[Callable[..., Any]] = None,
+        event_listeners: Optional[Sequence[EncryptionEventListener]] = None,
+        query_analysis: str = "auto",
+    ) -> None:
+        if query_analysis not in QUERY_ANALYSIS_MODES:
+            raise ValueError(
+                f"query_analysis must be one of {', '.join(QUERY_ANALYSIS_MODES)}, "
+                f"not {query_analysis!r}"
+            )
+        both = set(schema_map or {}) & set(encrypted_fields_map or {})
+        if both:
+            raise ValueError(
+                f"{', '.join(sorted(both))} is in both schema_map and encrypted_fields_map: "
+                "a collection uses either CSFLE or Queryable Encryption"
+            )
+        if query_analysis == "crypt_shared":
+            crypt_shared_lib_required = True
+        if query_analysis == "none":
+            bypass_query_analysis = True
+        super().__init__(
+            kms_providers,
+            key_vault_namespace,
+            key_vault_client=key_vault_client,
+            schema_map=schema_map,
+            bypass_auto_encryption=bypass_auto_encryption,
+            mongocryptd_uri=mongocryptd_uri,
+            mongocryptd_bypass_spawn=mongocryptd_bypass_spawn,
+            mongocryptd_spawn_path=mongocryptd_spawn_path,
+            mongocryptd_spawn_args=mongocryptd_spawn_args,
+            kms_tls_options=kms_tls_options,
+            crypt_shared_lib_path=crypt_shared_lib_path,
+            crypt_shared_lib_required=crypt_shared_lib_required,
+            bypass_query_analysis=bypass_query_analysis,
+            encrypted_fields_map=encrypted_fields_map,
+            key_expiration_ms=key_expiration_ms,
+        )
+        if kms_connect_callback is not None and not callable(kms_connect_callback):
+            raise TypeError(
+                f"kms_connect_callback must be callable, not {type(kms_connect_callback).__name__}"
+            )
+        from mongocrypt.client_encryption import _aws_provider
+
+        self.credential_providers = _aws_provider(credential_providers, kms_providers)
+        self.kms_connect_callback = kms_connect_callback
+        self.events = EventPublisher(event_listeners)
+        self.query_analysis = query_analysis
+
+
+def _mode(opts: Any) -> str:
+    if isinstance(opts, AutoEncryptionOpts):
+        return opts.query_analysis
+    mode = os.environ.get(ENV_QUERY_ANALYSIS, "auto")
+    if mode not in QUERY_ANALYSIS_MODES:
+        raise ValueError(
+            f"{ENV_QUERY_ANALYSIS} must be one of {', '.join(QUERY_ANALYSIS_MODES)}, not {mode!r}"
+        )
+    return mode
+
+
+def _connect_callback(opts: Any) -> Optional[Callable[..., Any]]:
+    """Ours, or pymongo's own (>= 4.19): its context has the same host/port/timeout fields."""
+    if isinstance(opts, AutoEncryptionOpts):
+        return opts.kms_connect_callback
+    return getattr(opts, "_kms_connect_callback", None)
+
+
+def _embedded_marker() -> Callable[[str, bytes], bytes]:
+    from mongocrypt import analysis
+
+    marker: Callable[[str, bytes], bytes] = analysis.mark_command
+    return marker
+
+
+class RoutedIO(MongoCryptCallback):
+    """pymongo's synchronous I/O object, with mongocrypt's KMS, credentials, events and analyzer."""
+
+    def __init__(self, pymongo_io: Any, opts: Any) -> None:
+        self.inner = pymongo_io
+        ours = isinstance(opts, AutoEncryptionOpts)
+        self.events = opts.events if ours else EventPublisher()
+        self.kms = KmsTransport(
+            getattr(opts, "_kms_tls_options", None), _connect_callback(opts), self.events
+        )
+        self.credentials = OnDemandCredentials(opts.credential_providers if ours else None)
+        self.marker = _embedded_marker() if _mode(opts) == "embedded" else None
+        self.namespace = getattr(opts, "_key_vault_namespace", "")
+
+    def kms_request(self, kms_context: KmsContext) -> None:
+        self.kms.service([kms_context])
+
+    def kms_requests(self, kms_contexts: Sequence[KmsContext]) -> None:
+        self.kms.service(kms_contexts)
+
+    def collection_info(self, database: str, filter: bytes) -> Any:
+        return self.inner.collection_info(database, filter)
+
+    def mark_command(self, database: str, cmd: bytes) -> Any:
+        if self.marker is not None:
+            return self.marker(database, cmd)
+        return self.inner.mark_command(database, cmd)
+
+    def fetch_keys(self, filter: bytes) -> Iterator[bytes]:
+        with KeyVaultOperation(self.events, "find", self.namespace) as op:
+            keys = [bytes(key) for key in self.inner.fetch_keys(filter)]
+            op.count = len(keys)
+        return iter(keys)
+
+    def insert_data_key(self, data_key: bytes) -> Any:
+        return self.inner.insert_data_key(data_key)
+
+    def bson_encode(self, doc: Mapping[str, Any]) -> bytes:
+        return self.inner.bson_encode(doc)  # type: ignore[no-any-return]
+
+    def fetch_kms_credentials(self, providers: Sequence[str]) -> Mapping[str, Any]:
+        return self.credentials.fetch(providers)
+
+    def close(self) -> None:
+        self.kms.close()
+        self.inner.close()
+
+
+class AsyncRoutedIO(AsyncMongoCryptCallback):
+    """:class:`RoutedIO` for pymongo's asyncio I/O object."""
+
+    def __init__(self, pymongo_io: Any, opts: Any) -> None:
+        self.inner = pymongo_io
+        ours = isinstance(opts, AutoEncryptionOpts)
+        self.events = opts.events if ours else EventPublisher()
+        self.kms = AsyncKmsTransport(
+            getattr(opts, "_kms_tls_options", None), _connect_callback(opts), self.events
+        )
+        self.credentials = OnDemandCredentials(opts.credential_providers if ours else None)
+        self.marker = _embedded_marker() if _mode(opts) == "embedded" else None
+        self.namespace = getattr(opts, "_key_vault_namespace", "")
+
+    async def kms_request(self, kms_context: KmsContext) -> None:
+        await self.kms.service([kms_context])
+
+    async def kms_requests(self, kms_contexts: Sequence[KmsContext]) -> None:
+        await self.kms.service(kms_contexts)
+
+    async def collection_info(self, database: str, filter: bytes) -> Any:
+        return await self.inner.collection_info(database, filter)
+
+    async def mark_command(self, database: str, cmd: bytes) -> Any:
+        if self.marker is not None:
+            return self.marker(database, cmd)
+        return await self.inner.mark_command(database, cmd)
+
+    async def fetch_keys(self, filter: bytes) -> AsyncIterator[bytes]:
+        with KeyVaultOperation(self.events, "find", self.namespace) as op:
+            keys = [bytes(key) async for key in self.inner.fetch_keys(filter)]
+            op.count = len(keys)
+        for key in keys:
+            yield key
+
+    async def insert_data_key(self, data_key: bytes) -> Any:
+        return await self.inner.insert_data_key(data_key)
+
+    def bson_encode(self, doc: Mapping[str, Any]) -> bytes:
+        return self.inner.bson_encode(doc)  # type: ignore[no-any-return]
+
+    async def fetch_kms_credentials(self, providers: Sequence[str]) -> Mapping[str, Any]:
+        return await self.credentials.fetch_async(providers)
+
+    async def close(self) -> None:
+        self.kms.close()
+        await self.inner.close()
+
+
+def route_io(pymongo_io: Any, *, is_async: bool) -> Any:
+    """Wrap pymongo's automatic-encryption I/O object so mongocrypt does the encryption I/O."""
+    opts = getattr(pymongo_io, "opts", None)
+    return AsyncRoutedIO(pymongo_io, opts) if is_async else RoutedIO(pymongo_io, opts)
