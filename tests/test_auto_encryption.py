@@ -12,13 +12,13 @@ from typing import Any
 import pymongo
 import pytest
 from bson import Binary
-from peers.http_proxy import ConnectProxy
 from pymongo.errors import EncryptionError
 
 from mongocrypt import Algorithm, ClientEncryption, DataKeyOpts, EncryptOpts
 from mongocrypt.auto_encryption import AutoEncryptionOpts
 from mongocrypt.events import EncryptionEventListener, KeyVaultOperationStarted, KmsRequestSucceeded
 from mongocrypt.io.proxy import HttpProxyConnect
+from peers.http_proxy import ConnectProxy
 
 
 class Recorder(EncryptionEventListener):
