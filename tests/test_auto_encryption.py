@@ -1,5 +1,5 @@
-"""mongocrypt.AutoEncryptionOpts on pymongo's MongoClient / AsyncMongoClient: the encryption I/O runs
-through mongocrypt (events, credential providers, connect callback), decryption follows the
+"""mongocrypt.AutoEncryptionOpts on pymongo's MongoClient / AsyncMongoClient: the encryption I/O
+runs through mongocrypt (events, credential providers, connect callback), decryption follows the
 command-monitoring rules, and the options fail early and clearly."""
 
 from __future__ import annotations
