@@ -225,3 +225,43 @@ def test_crypt_shared_mode_requires_the_library(
     )
     with pytest.raises(Exception, match="crypt_shared"):
         pymongo.MongoClient(mongodb_uri, auto_encryption_opts=options)
+
+
+def test_queryable_encryption_create_and_drop_helpers(mongodb_uri: str) -> None:
+    """With encrypted_fields_map, create_collection makes the ESC and ECOC state collections
+    (clustered on _id), then the data collection with encryptedFields; drop removes all three.
+    SecantusDB refuses encryptedFields on create: there the sequence is checked up to it."""
+    import os
+
+    commands = Commands()
+    fields = {"fields": [{"path": "ssn", "bsonType": "string", "keyId": Binary(os.urandom(16), 4)}]}
+    database = f"qe_{uuid.uuid4().hex[:6]}"
+    options = AutoEncryptionOpts(
+        {"local": {"key": os.urandom(96)}},
+        "kv.keys",
+        encrypted_fields_map={f"{database}.people": fields},
+        query_analysis="none",
+    )
+    with pymongo.MongoClient(
+        mongodb_uri, auto_encryption_opts=options, event_listeners=[commands]
+    ) as client:
+        try:
+            client[database].create_collection("people")
+            created = True
+        except pymongo.errors.OperationFailure as exc:
+            assert "encryptedFields" in str(exc)  # SecantusDB: no server-side QE
+            created = False
+        client[database].drop_collection("people")
+        client.drop_database(database)
+    started = [(name, command) for kind, name, command in commands.log if kind == "started"]
+    creates = [c for n, c in started if n == "create"]
+    assert [c["create"] for c in creates] == ["enxcol_.people.esc", "enxcol_.people.ecoc", "people"]
+    for state in creates[:2]:
+        index = state["clusteredIndex"]
+        assert dict(index["key"]) == {"_id": 1} and index["unique"] is True
+    assert creates[2]["encryptedFields"]["fields"][0]["path"] == "ssn"
+    if created:
+        indexes = [c for n, c in started if n == "createIndexes"]
+        assert indexes and dict(indexes[0]["indexes"][0]["key"]) == {"__safeContent__": 1}
+    drops = [c["drop"] for n, c in started if n == "drop"]
+    assert drops == ["enxcol_.people.esc", "enxcol_.people.ecoc", "people"]
