@@ -15,9 +15,7 @@ typedef enum {
     ...
 } mongocrypt_ctx_state_t;
 
-mongocrypt_ctx_t *mongocrypt_ctx_new(mongocrypt_t *crypt);
 bool mongocrypt_ctx_status(mongocrypt_ctx_t *ctx, mongocrypt_status_t *status);
-void mongocrypt_ctx_destroy(mongocrypt_ctx_t *ctx);
 
 /* options, set before *_init */
 bool mongocrypt_ctx_setopt_key_id(mongocrypt_ctx_t *ctx, mongocrypt_binary_t *key_id);

@@ -2,3 +2,11 @@
 #define MONGOCRYPT_PY_HAS_ALGORITHM_TEXT ...
 #define MONGOCRYPT_PY_HAS_FEED_WITH_RETRY ...
 const char *mongocrypt_py_build_version(void);
+
+/* Creation and destruction through counting wrappers (see shims/features.c). */
+mongocrypt_t *mongocrypt_py_new(void);
+void mongocrypt_py_destroy(mongocrypt_t *crypt);
+mongocrypt_ctx_t *mongocrypt_py_ctx_new(mongocrypt_t *crypt);
+void mongocrypt_py_ctx_destroy(mongocrypt_ctx_t *ctx);
+long mongocrypt_py_live_handles(void);
+long mongocrypt_py_live_contexts(void);

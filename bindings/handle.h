@@ -1,7 +1,6 @@
 /* mongocrypt.h section: the mongocrypt_t handle, its options, and initialisation. */
 typedef struct _mongocrypt_t mongocrypt_t;
 
-mongocrypt_t *mongocrypt_new(void);
 bool mongocrypt_setopt_log_handler(mongocrypt_t *crypt, mongocrypt_log_fn_t log_fn, void *log_ctx);
 bool mongocrypt_setopt_retry_kms(mongocrypt_t *crypt, bool enable);
 bool mongocrypt_setopt_enable_multiple_collinfo(mongocrypt_t *crypt);
@@ -17,5 +16,4 @@ bool mongocrypt_setopt_use_range_v2(mongocrypt_t *crypt);
 bool mongocrypt_setopt_key_expiration(mongocrypt_t *crypt, uint64_t cache_expiration_ms);
 bool mongocrypt_init(mongocrypt_t *crypt);
 bool mongocrypt_status(mongocrypt_t *crypt, mongocrypt_status_t *status);
-void mongocrypt_destroy(mongocrypt_t *crypt);
 const char *mongocrypt_crypt_shared_lib_version_string(const mongocrypt_t *crypt, uint32_t *len);

@@ -136,3 +136,27 @@ def test_commands_libmongocrypt_bypasses_need_no_io() -> None:
     with crypt.encryption_context("admin", bson.encode({"ping": 1})) as ctx:
         assert ctx.state == State.READY
         assert bson.decode(ctx.finish()) == {"ping": 1}
+
+
+def test_every_handle_and_context_is_released_on_error_paths(local_key: bytes) -> None:
+    """The engine's counters return to where they started after failures of every kind."""
+    from mongocrypt.engine.native import live_objects
+
+    gc.collect()
+    before = live_objects()
+    for providers in ({"vault": {}}, {"local": {"key": b"short"}}):
+        with pytest.raises(MongoCryptError):
+            MongoCrypt(MongoCryptOptions(providers))
+    crypt = MongoCrypt(MongoCryptOptions({"local": {"key": local_key}}))
+    for bad in (b"garbage", bson.encode({"v": 1})):
+        with pytest.raises(MongoCryptError):
+            crypt.explicit_decryption_context(bad)
+    with pytest.raises(MongoCryptError):
+        crypt.explicit_encryption_context(v(1), ExplicitEncryptOptions("Indexed", key_alt_name="a"))
+    ctx = crypt.decryption_context(bson.encode({"a": 1}))
+    assert live_objects()["contexts"] == before["contexts"] + 1
+    ctx.close()
+    crypt.close()
+    del crypt, ctx
+    gc.collect()
+    assert live_objects() == before

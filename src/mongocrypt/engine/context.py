@@ -47,7 +47,7 @@ class MongoCryptContext:
         self, crypt: Any, database: Optional[str] = None, on_demand_providers: tuple[str, ...] = ()
     ) -> None:
         self._crypt = crypt
-        self._ctx = ffi.gc(lib.mongocrypt_ctx_new(crypt), lib.mongocrypt_ctx_destroy)
+        self._ctx = ffi.gc(lib.mongocrypt_py_ctx_new(crypt), lib.mongocrypt_py_ctx_destroy)
         self.database = database
         self.on_demand_providers = on_demand_providers
         self._kms_attempts: dict[int, int] = {}  # KMS request (by address) -> times handed out

@@ -32,7 +32,7 @@ class MongoCrypt:
         if not isinstance(options, MongoCryptOptions):
             raise TypeError(f"options must be MongoCryptOptions, not {type(options).__name__}")
         self.options = options
-        self._crypt: Any = ffi.gc(lib.mongocrypt_new(), lib.mongocrypt_destroy)
+        self._crypt: Any = ffi.gc(lib.mongocrypt_py_new(), lib.mongocrypt_py_destroy)
         try:
             self._configure(options)
         except BaseException:

@@ -19,6 +19,7 @@ __all__ = [
     "is_crypto_available",
     "lib",
     "libmongocrypt_version",
+    "live_objects",
 ]
 
 _built_for = ffi.string(lib.mongocrypt_py_build_version()).decode()
@@ -61,3 +62,11 @@ def libmongocrypt_version() -> str:
 def is_crypto_available() -> bool:
     """Whether libmongocrypt does its cryptography natively (it does when built with OpenSSL)."""
     return bool(lib.mongocrypt_is_crypto_available())
+
+
+def live_objects() -> dict[str, int]:
+    """How many libmongocrypt handles and contexts exist now (for leak checks in tests)."""
+    return {
+        "handles": int(lib.mongocrypt_py_live_handles()),
+        "contexts": int(lib.mongocrypt_py_live_contexts()),
+    }
