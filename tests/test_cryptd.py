@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pymongo
 import pytest
+
 from peers.process import Peer, free_port, port_open
 
 CRYPTD = [sys.executable, "-m", "mongocrypt.cryptd"]
