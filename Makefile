@@ -14,13 +14,13 @@ DROPIN_TESTS := tests/test_facade.py tests/test_pymongo_dropin.py tests/test_pym
 BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/*.h bindings/shims/*.c) \
 	src/mongocrypt/_version.py
 
-.PHONY: demo test build lint pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \
+.PHONY: demo test build lint docs pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \
 	test-sdist deps vendor clean
 
 demo: build
 	$(PY) -m mongocrypt.demo
 
-test: build lint pytest test-fallback test-pymongo-oldest test-wheel test-sdist
+test: build lint docs pytest test-fallback test-pymongo-oldest test-wheel test-sdist
 
 # Debian packages the build needs beyond Python and gcc: libcrypto's link-time files.
 deps:
@@ -42,13 +42,17 @@ build: $(VENV)/.built
 $(VENV)/.built: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' 'pymongo==$(PYMONGO_CURRENT)'
+	$(PY) -m pip install -q -e '.[test,docs]' 'pymongo==$(PYMONGO_CURRENT)'
 	touch $@
 
 lint: build
-	$(VENV)/bin/ruff check src tests build_ffi.py setup.py vendor/fetch.py
-	$(VENV)/bin/ruff format --check src tests build_ffi.py setup.py vendor/fetch.py
+	$(VENV)/bin/ruff check src tests docs/_hooks bench fuzz build_ffi.py setup.py vendor/fetch.py
+	$(VENV)/bin/ruff format --check src tests docs/_hooks bench fuzz build_ffi.py setup.py vendor/fetch.py
 	$(VENV)/bin/mypy
+
+# The documentation site (build/site), warnings as errors; its examples run in tests/test_docs.py.
+docs: build
+	$(VENV)/bin/mkdocs build --strict
 
 pytest: build
 	$(PY) -m pytest

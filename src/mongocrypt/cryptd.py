@@ -36,7 +36,9 @@ __all__ = ["main", "serve"]
 LOGGER = logging.getLogger("mongocrypt.cryptd")
 OP_REPLY, OP_QUERY, OP_MSG = 1, 2004, 2013
 MAX_WIRE_VERSION = 27  # what mongocryptd 8.2 reports; libmongocrypt needs 26 for multi-schema
-RAW = CodecOptions(uuid_representation=bson.binary.UuidRepresentation.UNSPECIFIED)
+RAW: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=bson.binary.UuidRepresentation.UNSPECIFIED
+)
 _GENERIC_FIELDS = (
     "$db",
     "lsid",
