@@ -115,7 +115,8 @@ class _Handler(socketserver.BaseRequestHandler):
     @staticmethod
     def _op_msg(request_id: int, body: bytes) -> bytes:
         flags = struct.unpack_from("<I", body)[0]
-        offset, command = 4, None
+        offset, command = 4, {}
+        sequences: dict[str, list[Any]] = {}
         end = len(body) - (4 if flags & 1 else 0)  # checksum present
         while offset < end:
             kind = body[offset]
@@ -123,8 +124,13 @@ class _Handler(socketserver.BaseRequestHandler):
             size = struct.unpack_from("<i", body, offset)[0]
             if kind == 0:
                 command = bson.decode(body[offset : offset + size], codec_options=RAW)
-            offset += size  # document sequences (kind 1) are not used by marking commands
-        reply = bson.encode(answer(command or {}))
+            else:  # a document sequence: belongs in the command under its identifier
+                name_end = body.index(b"\x00", offset + 4)
+                identifier = body[offset + 4 : name_end].decode()
+                sequences[identifier] = bson.decode_all(body[name_end + 1 : offset + size], RAW)
+            offset += size
+        command.update(sequences)
+        reply = bson.encode(answer(command))
         payload = struct.pack("<I", 0) + b"\x00" + reply
         return struct.pack("<iiii", 16 + len(payload), 0, request_id, OP_MSG) + payload
 

@@ -1,0 +1,29 @@
+"""The analyzer's single way to refuse: :class:`~mongocrypt.errors.QueryAnalysisError`.
+
+Messages follow mongocryptd's where they are known (the codes are the server's ``uassert`` codes);
+they name fields and operators but never carry a value, since values are plaintext.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from mongocrypt.errors import QueryAnalysisError
+
+__all__ = ["refuse"]
+
+#: Server error codes without a specific uassert number (``ErrorCodes``).
+BAD_VALUE = 2
+TYPE_MISMATCH = 14
+INVALID_NAMESPACE = 73
+COMMAND_NOT_FOUND = 59
+
+
+def refuse(message: str, code: int = 0) -> NoReturn:
+    """Raise the analyzer's error.
+
+    :param message: what was refused and why (field and operator, never a value).
+    :param code: mongocryptd's error code for the same refusal, 0 when it has none.
+    :raises QueryAnalysisError: always.
+    """
+    raise QueryAnalysisError(message, code)
