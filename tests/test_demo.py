@@ -29,4 +29,8 @@ def test_demo_runs_and_round_trips_every_algorithm() -> None:
     assert "Deterministic: equal inputs give equal ciphertexts: True" in out
     assert "Random:        equal inputs give equal ciphertexts: False" in out
     assert "a tampered ciphertext is refused: MongoCryptError: HMAC validation failure" in out
+    # The automatic-encryption part: what the server stores next to what the client reads.
+    assert "stored on the server: name='Ada', ssn=Binary subtype 6" in out
+    assert "read back decrypted:  ssn='457-55-5462'" in out
+    assert "a query on a randomly encrypted field is refused" in out
     assert result.stderr == ""

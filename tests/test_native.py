@@ -75,3 +75,15 @@ def test_log_messages_reach_python_logging(
     records = [r for r in caplog.records if r.name == "mongocrypt.libmongocrypt"]
     assert [r.levelno for r in records] == [logging.WARNING]
     assert str(not_a_library) in records[0].getMessage()
+
+
+def test_a_failed_system_search_for_crypt_shared_is_not_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The spec: a failed search is not an error. Only an explicit path that fails warns."""
+    from mongocrypt.engine import MongoCrypt, MongoCryptOptions
+
+    caplog.set_level(logging.DEBUG, logger="mongocrypt.libmongocrypt")
+    MongoCrypt(MongoCryptOptions({"local": {"key": os.urandom(96)}})).close()  # "$SYSTEM" search
+    misses = [r for r in caplog.records if "mongo_crypt_v1" in r.getMessage()]
+    assert misses and all(r.levelno == logging.DEBUG for r in misses)

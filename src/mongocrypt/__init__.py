@@ -5,9 +5,13 @@ and key management), their option types, errors and events. ``mongocrypt.engine`
 pymongo's own encryption runs on (through the ``pymongocrypt`` package this distribution provides).
 """
 
+import logging
+
 from mongocrypt._conflicts import check_no_real_pymongocrypt
 
 check_no_real_pymongocrypt()
+# A library logs; the application decides where to (no "last resort" printing to stderr).
+logging.getLogger("mongocrypt").addHandler(logging.NullHandler())
 
 from mongocrypt._version import __version__  # noqa: E402
 from mongocrypt.client_encryption import AsyncClientEncryption, ClientEncryption  # noqa: E402

@@ -46,12 +46,20 @@ _LEVELS = {
 }
 
 
+# libmongocrypt warns when the "$SYSTEM" search finds no crypt_shared (the bare library name):
+# the specification says a failed search is not an error, so that one is only debug output.
+_SYSTEM_SEARCH_MISS = ("Error while opening candidate for ", " dynamic library [mongo_crypt_v1")
+
+
 @ffi.def_extern()  # type: ignore[untyped-decorator]
 def _mongocrypt_py_log(level: int, message: object, message_len: int, _ctx: object) -> None:
     """Forward one libmongocrypt log message to :data:`LOGGER`."""
+    text = ffi.string(message, message_len).decode("utf-8", "replace")
     py_level = _LEVELS.get(level, logging.DEBUG)
+    if text.startswith(_SYSTEM_SEARCH_MISS[0]) and _SYSTEM_SEARCH_MISS[1] in text:
+        py_level = logging.DEBUG
     if LOGGER.isEnabledFor(py_level):
-        LOGGER.log(py_level, "%s", ffi.string(message, message_len).decode("utf-8", "replace"))
+        LOGGER.log(py_level, "%s", text)
 
 
 def libmongocrypt_version() -> str:
