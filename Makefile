@@ -14,7 +14,7 @@ DROPIN_TESTS := tests/test_facade.py tests/test_pymongo_dropin.py tests/test_pym
 BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/*.h bindings/shims/*.c) \
 	src/mongocrypt/_version.py
 
-.PHONY: demo test build lint docs pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \
+.PHONY: demo test build lint docs bench pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \
 	test-sdist deps vendor clean
 
 demo: build
@@ -104,6 +104,12 @@ test-sdist: sdist
 	cd build && sdist-venv/bin/python -c "import mongocrypt; \
 		assert mongocrypt.is_crypto_available(); print('sdist build links', mongocrypt.libmongocrypt_version())"
 
+# Side-by-side benchmarks (incumbent in bench/.venv-incumbent, the C loop, SecantusDB); writes
+# docs/benchmarks.md (~6 min). `make bench BENCH_ARGS=--quick` (~1.5 min) writes
+# bench/build/benchmarks-quick.md instead.
+bench: build
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) $(FALLBACK_VENV) $(OLDEST_VENV) build src/mongocrypt/*.so src/*.egg-info \
+	rm -rf $(VENV) $(FALLBACK_VENV) $(OLDEST_VENV) build bench/build bench/.venv-incumbent src/mongocrypt/*.so src/*.egg-info \
 		vendor/libmongocrypt vendor/libmongocrypt-fallback vendor/.apt

@@ -1,0 +1,66 @@
+"""Thread scaling: explicit Deterministic encryption of a 20-byte string by 1 thread, then by 2
+threads sharing one ClientEncryption; total ops/s of each.
+
+usage: threads.py --seconds S --warmup W
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+import benchlib
+
+
+def run_threads(encrypt, value, threads: int, seconds: float) -> float:
+    barrier = threading.Barrier(threads + 1)
+    counts = [0] * threads
+    ends = [0.0] * threads
+    deadline = [0.0]
+
+    def worker(index: int) -> None:
+        perf = time.perf_counter
+        barrier.wait()
+        stop = deadline[0]
+        ops = 0
+        while True:
+            for _ in range(32):
+                encrypt(value)
+            ops += 32
+            now = perf()
+            if now >= stop:
+                break
+        counts[index] = ops
+        ends[index] = now
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    start = time.perf_counter()
+    deadline[0] = start + seconds
+    barrier.wait()
+    for thread in pool:
+        thread.join()
+    return sum(counts) / (max(ends) - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--warmup", type=float, default=0.2)
+    args = parser.parse_args()
+
+    client = benchlib.mongo_client()
+    explicit = benchlib.Explicit(client)
+    _algorithm, value, _extra = benchlib.CASES["det_short"]
+    encrypt = explicit.encrypter("det_short")
+    benchlib.measure(lambda: encrypt(value), args.warmup, 0.05)  # warm up the key cache
+    results = {str(n): run_threads(encrypt, value, n, args.seconds) for n in (1, 2)}
+    explicit.close()
+    client.close()
+    benchlib.emit({"api": explicit.api, "versions": benchlib.versions(), "results": results})
+
+
+if __name__ == "__main__":
+    main()
