@@ -214,8 +214,7 @@ class KmsTransport:
             failed(exc, False)
             if isinstance(exc, ssl.SSLCertVerificationError):
                 raise MongoCryptKmsError(
-                    f"TLS certificate verification failed for KMS {provider} at {endpoint}: "
-                    f"{exc}"
+                    f"TLS certificate verification failed for KMS {provider} at {endpoint}: {exc}"
                 ) from exc
             raise
         except Exception as exc:  # network errors, timeouts, a failing connect callback
