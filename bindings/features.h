@@ -10,3 +10,7 @@ mongocrypt_ctx_t *mongocrypt_py_ctx_new(mongocrypt_t *crypt);
 void mongocrypt_py_ctx_destroy(mongocrypt_ctx_t *ctx);
 long mongocrypt_py_live_handles(void);
 long mongocrypt_py_live_contexts(void);
+mongocrypt_ctx_t *mongocrypt_py_explicit(mongocrypt_t *crypt, int decrypt, const char *key_id,
+                                         uint32_t key_id_len, const char *algorithm,
+                                         const char *value, uint32_t value_len,
+                                         mongocrypt_binary_t *out, int *state);

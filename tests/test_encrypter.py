@@ -315,3 +315,30 @@ def test_async_explicit_encrypter_round_trips(local_key: bytes) -> None:
         encrypter.close()  # not a coroutine: pymongo calls it unawaited
 
     asyncio.run(scenario())
+
+
+def test_one_call_fast_path_matches_the_general_path(
+    encrypter: ExplicitEncrypter, key_id: bson.Binary
+) -> None:
+    """bytes inputs with a key id take the single native call; other buffers take the general
+    state machine: both give the same deterministic ciphertext and the same plaintext, and an
+    error on the fast path releases its context."""
+    import gc
+
+    from mongocrypt.engine.native import live_objects
+
+    value = v("fast or not")
+    fast = encrypter.encrypt(value, DETERMINISTIC, key_id=key_id)
+    general = encrypter.encrypt(bytearray(value), DETERMINISTIC, key_id=key_id)
+    assert fast == general
+    assert encrypter.decrypt(fast) == encrypter.decrypt(bytearray(fast)) == value
+    gc.collect()
+    before = live_objects()
+    tampered = bytearray(unv(fast))
+    tampered[-1] ^= 1
+    with pytest.raises(MongoCryptError, match="HMAC validation failure"):
+        encrypter.decrypt(v(bson.Binary(bytes(tampered), 6)))
+    with pytest.raises(MongoCryptError):
+        encrypter.encrypt(v("x"), "no such algorithm", key_id=key_id)
+    gc.collect()
+    assert live_objects() == before

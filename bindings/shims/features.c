@@ -54,3 +54,35 @@ static long mongocrypt_py_live_handles(void) {
 static long mongocrypt_py_live_contexts(void) {
     return __atomic_load_n(&mongocrypt_py_live_contexts_count, __ATOMIC_RELAXED);
 }
+
+/* The common explicit operations in one native call (and one GIL release): create the context,
+ * set it up, initialise it and, when it is READY at once (its key is cached), finalise it into
+ * *out and report MONGOCRYPT_CTX_DONE. Any other state is left for the Python state machine, which
+ * adopts the returned context; on MONGOCRYPT_CTX_ERROR the context holds the status. Encryption
+ * takes a 16-byte key id and an algorithm name; decryption takes neither. NULL means no memory. */
+static mongocrypt_ctx_t *mongocrypt_py_explicit(mongocrypt_t *crypt, int decrypt,
+                                                const char *key_id, uint32_t key_id_len,
+                                                const char *algorithm, const char *value,
+                                                uint32_t value_len, mongocrypt_binary_t *out,
+                                                int *state) {
+    mongocrypt_binary_t in = {(void *)value, value_len};
+    mongocrypt_ctx_t *ctx = mongocrypt_py_ctx_new(crypt);
+    bool ok;
+    if (!ctx) {
+        return NULL;
+    }
+    if (decrypt) {
+        ok = mongocrypt_ctx_explicit_decrypt_init(ctx, &in);
+    } else {
+        mongocrypt_binary_t id = {(void *)key_id, key_id_len};
+        ok = mongocrypt_ctx_setopt_key_id(ctx, &id)
+             && mongocrypt_ctx_setopt_algorithm(ctx, algorithm, -1)
+             && mongocrypt_ctx_explicit_encrypt_init(ctx, &in);
+    }
+    *state = ok ? (int)mongocrypt_ctx_state(ctx) : (int)MONGOCRYPT_CTX_ERROR;
+    if (*state == MONGOCRYPT_CTX_READY) {
+        *state = mongocrypt_ctx_finalize(ctx, out) ? (int)MONGOCRYPT_CTX_DONE
+                                                   : (int)MONGOCRYPT_CTX_ERROR;
+    }
+    return ctx;
+}

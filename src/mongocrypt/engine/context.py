@@ -39,15 +39,21 @@ class MongoCryptContext:
     :param crypt: the owning handle's ``mongocrypt_t`` (kept alive while this context lives).
     :param database: the database an auto-encrypted command runs on, if any.
     :param on_demand_providers: KMS providers whose credentials are fetched when asked for.
+    :param ctx: a native context to adopt (made by a one-call fast path) instead of a new one.
     """
 
     __slots__ = ("_crypt", "_ctx", "_kms_attempts", "database", "on_demand_providers")
 
     def __init__(
-        self, crypt: Any, database: Optional[str] = None, on_demand_providers: tuple[str, ...] = ()
+        self,
+        crypt: Any,
+        database: Optional[str] = None,
+        on_demand_providers: tuple[str, ...] = (),
+        ctx: Any = None,
     ) -> None:
         self._crypt = crypt
-        self._ctx = ffi.gc(lib.mongocrypt_py_ctx_new(crypt), lib.mongocrypt_py_ctx_destroy)
+        native = lib.mongocrypt_py_ctx_new(crypt) if ctx is None else ctx  # or adopt one
+        self._ctx = ffi.gc(native, lib.mongocrypt_py_ctx_destroy)
         self.database = database
         self.on_demand_providers = on_demand_providers
         self._kms_attempts: dict[int, int] = {}  # KMS request (by address) -> times handed out

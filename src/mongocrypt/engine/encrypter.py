@@ -88,6 +88,55 @@ class _ExplicitContexts:
         )
         return self.mongocrypt.explicit_encryption_context(value, opts)
 
+    def _start_encrypt(
+        self,
+        value: BufferLike,
+        algorithm: str,
+        key_id: Optional[bytes],
+        key_alt_name: Optional[str],
+        query_type: Optional[str],
+        contention_factor: Optional[int],
+        range_opts: Optional[bytes],
+        is_expression: bool,
+        string_opts: Optional[bytes],
+        text_opts: Optional[bytes],
+    ) -> tuple[Optional[bytes], Optional[MongoCryptContext]]:
+        """The result at once (one native call, key cached), or a context to drive."""
+        if (
+            type(value) is bytes
+            and isinstance(key_id, bytes)
+            and len(key_id) == 16
+            and isinstance(algorithm, str)
+            and key_alt_name is None
+            and query_type is None
+            and contention_factor is None
+            and range_opts is None
+            and not is_expression
+            and string_opts is None
+            and text_opts is None
+        ):
+            return self.mongocrypt.explicit_fast(value, bytes(key_id), algorithm)
+        context = self._encrypt_context(
+            value,
+            algorithm,
+            key_id,
+            key_alt_name,
+            query_type,
+            contention_factor,
+            range_opts,
+            is_expression,
+            string_opts,
+            text_opts,
+        )
+        return None, context
+
+    def _start_decrypt(
+        self, value: BufferLike
+    ) -> tuple[Optional[bytes], Optional[MongoCryptContext]]:
+        if type(value) is bytes:
+            return self.mongocrypt.explicit_fast(value)
+        return None, self.mongocrypt.explicit_decryption_context(value)
+
 
 class ExplicitEncrypter(_ExplicitContexts):
     """Explicit encryption, decryption and key management over a synchronous callback.
@@ -140,7 +189,7 @@ class ExplicitEncrypter(_ExplicitContexts):
         ``text_opts`` is the name pymongo 4.16-4.17 give ``string_opts`` (4.18-4.19 pick the name
         from this signature, 4.20 always send ``string_opts``); pass one or the other.
         """
-        with self._encrypt_context(
+        result, ctx = self._start_encrypt(
             value,
             algorithm,
             key_id,
@@ -151,12 +200,18 @@ class ExplicitEncrypter(_ExplicitContexts):
             is_expression,
             string_opts,
             text_opts,
-        ) as ctx:
+        )
+        if ctx is None:
+            return result  # type: ignore[return-value]
+        with ctx:
             return _result(run_state_machine(ctx, self.callback), "encryption")
 
     def decrypt(self, value: BufferLike) -> bytes:
         """Decrypt BSON ``{"v": ciphertext}``; returns BSON ``{"v": value}``."""
-        with self.mongocrypt.explicit_decryption_context(value) as ctx:
+        result, ctx = self._start_decrypt(value)
+        if ctx is None:
+            return result  # type: ignore[return-value]
+        with ctx:
             return _result(run_state_machine(ctx, self.callback), "decryption")
 
     def close(self) -> None:
@@ -207,7 +262,7 @@ class AsyncExplicitEncrypter(_ExplicitContexts):
         string_opts: Optional[bytes] = None,
         text_opts: Optional[bytes] = None,
     ) -> bytes:
-        with self._encrypt_context(
+        result, ctx = self._start_encrypt(
             value,
             algorithm,
             key_id,
@@ -218,11 +273,17 @@ class AsyncExplicitEncrypter(_ExplicitContexts):
             is_expression,
             string_opts,
             text_opts,
-        ) as ctx:
+        )
+        if ctx is None:
+            return result  # type: ignore[return-value]
+        with ctx:
             return _result(await run_state_machine_async(ctx, self.callback), "encryption")
 
     async def decrypt(self, value: BufferLike) -> bytes:
-        with self.mongocrypt.explicit_decryption_context(value) as ctx:
+        result, ctx = self._start_decrypt(value)
+        if ctx is None:
+            return result  # type: ignore[return-value]
+        with ctx:
             return _result(await run_state_machine_async(ctx, self.callback), "decryption")
 
     def close(self) -> None:

@@ -148,6 +148,46 @@ class MongoCrypt:
         ctx = self._context()
         return self._initialised(ctx, ctx.init_explicit_decrypt, value)
 
+    def explicit_fast(
+        self, value: bytes, key_id: Optional[bytes] = None, algorithm: Optional[str] = None
+    ) -> tuple[Optional[bytes], Optional[MongoCryptContext]]:
+        """Explicit encryption (with ``key_id`` and ``algorithm``) or decryption in one native
+        call: ``(result, None)`` when the key was cached, else ``(None, context)`` to drive.
+
+        :raises MongoCryptError: as libmongocrypt reports it.
+        """
+        out = ffi.new("mongocrypt_binary_t *")
+        state = ffi.new("int *")
+        if key_id is None:  # decryption
+            native = lib.mongocrypt_py_explicit(
+                self._live, 1, ffi.NULL, 0, ffi.NULL, value, len(value), out, state
+            )
+        else:
+            native = lib.mongocrypt_py_explicit(
+                self._live,
+                0,
+                key_id,
+                len(key_id),
+                (algorithm or "").encode(),
+                value,
+                len(value),
+                out,
+                state,
+            )
+        if native == ffi.NULL:
+            raise MemoryError("libmongocrypt could not allocate a context")
+        if state[0] == lib.MONGOCRYPT_CTX_DONE:
+            result = ffi.unpack(ffi.cast("char *", out.data), out.len)
+            lib.mongocrypt_py_ctx_destroy(native)
+            return result, None
+        ctx = MongoCryptContext(self._crypt, None, self.options.on_demand_providers, native)
+        if state[0] == lib.MONGOCRYPT_CTX_ERROR:
+            try:
+                ctx.raise_error()
+            finally:
+                ctx.close()
+        return None, ctx
+
     def data_key_context(self, opts: DataKeyOptions) -> MongoCryptContext:
         """Creation of one data key; the result is the key document to insert."""
         ctx = self._context()
