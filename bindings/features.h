@@ -12,5 +12,6 @@ long mongocrypt_py_live_handles(void);
 long mongocrypt_py_live_contexts(void);
 mongocrypt_ctx_t *mongocrypt_py_explicit(mongocrypt_t *crypt, int decrypt, const char *key_id,
                                          uint32_t key_id_len, const char *algorithm,
-                                         const char *value, uint32_t value_len,
-                                         mongocrypt_binary_t *out, int *state);
+                                         int has_contention, int64_t contention,
+                                         const char *query_type, const char *value,
+                                         uint32_t value_len, mongocrypt_binary_t *out, int *state);

@@ -111,3 +111,8 @@ def test_data_key_options_repr_redacts_key_material() -> None:
     material = os.urandom(96)
     text = repr(DataKeyOptions("local", key_material=material))
     assert "<redacted>" in text and material.hex() not in text and repr(material) not in text
+
+
+def test_contention_factor_must_fit_int64() -> None:
+    with pytest.raises(ValueError, match="contention_factor must fit in 64 bits"):
+        ExplicitEncryptOptions("Indexed", key_alt_name="a", contention_factor=2**63)

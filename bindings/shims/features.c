@@ -59,12 +59,14 @@ static long mongocrypt_py_live_contexts(void) {
  * set it up, initialise it and, when it is READY at once (its key is cached), finalise it into
  * *out and report MONGOCRYPT_CTX_DONE. Any other state is left for the Python state machine, which
  * adopts the returned context; on MONGOCRYPT_CTX_ERROR the context holds the status. Encryption
- * takes a 16-byte key id and an algorithm name; decryption takes neither. NULL means no memory. */
+ * takes a 16-byte key id, an algorithm name, and optionally a contention factor and a query type
+ * (NULL: none); decryption takes none of them. NULL means no memory. */
 static mongocrypt_ctx_t *mongocrypt_py_explicit(mongocrypt_t *crypt, int decrypt,
                                                 const char *key_id, uint32_t key_id_len,
-                                                const char *algorithm, const char *value,
-                                                uint32_t value_len, mongocrypt_binary_t *out,
-                                                int *state) {
+                                                const char *algorithm, int has_contention,
+                                                int64_t contention, const char *query_type,
+                                                const char *value, uint32_t value_len,
+                                                mongocrypt_binary_t *out, int *state) {
     mongocrypt_binary_t in = {(void *)value, value_len};
     mongocrypt_ctx_t *ctx = mongocrypt_py_ctx_new(crypt);
     bool ok;
@@ -77,6 +79,8 @@ static mongocrypt_ctx_t *mongocrypt_py_explicit(mongocrypt_t *crypt, int decrypt
         mongocrypt_binary_t id = {(void *)key_id, key_id_len};
         ok = mongocrypt_ctx_setopt_key_id(ctx, &id)
              && mongocrypt_ctx_setopt_algorithm(ctx, algorithm, -1)
+             && (!has_contention || mongocrypt_ctx_setopt_contention_factor(ctx, contention))
+             && (!query_type || mongocrypt_ctx_setopt_query_type(ctx, query_type, -1))
              && mongocrypt_ctx_explicit_encrypt_init(ctx, &in);
     }
     *state = ok ? (int)mongocrypt_ctx_state(ctx) : (int)MONGOCRYPT_CTX_ERROR;

@@ -28,6 +28,9 @@ from mongocrypt.errors import MongoCryptError
 __all__ = ["AsyncAutoEncrypter", "AsyncExplicitEncrypter", "AutoEncrypter", "ExplicitEncrypter"]
 
 
+_INT64 = -(2**63)  # the range of libmongocrypt's int64 options: [_INT64, -_INT64)
+
+
 def _result(result: Optional[bytes], operation: str) -> bytes:
     if result is None:
         raise MongoCryptError(f"libmongocrypt finished {operation} without a result")
@@ -108,14 +111,19 @@ class _ExplicitContexts:
             and len(key_id) == 16
             and isinstance(algorithm, str)
             and key_alt_name is None
-            and query_type is None
-            and contention_factor is None
+            and (query_type is None or isinstance(query_type, str))
+            and (
+                contention_factor is None
+                or (type(contention_factor) is int and _INT64 <= contention_factor < -_INT64)
+            )
             and range_opts is None
             and not is_expression
             and string_opts is None
             and text_opts is None
         ):
-            return self.mongocrypt.explicit_fast(value, bytes(key_id), algorithm)
+            return self.mongocrypt.explicit_fast(
+                value, bytes(key_id), algorithm, contention_factor, query_type
+            )
         context = self._encrypt_context(
             value,
             algorithm,

@@ -149,10 +149,16 @@ class MongoCrypt:
         return self._initialised(ctx, ctx.init_explicit_decrypt, value)
 
     def explicit_fast(
-        self, value: bytes, key_id: Optional[bytes] = None, algorithm: Optional[str] = None
+        self,
+        value: bytes,
+        key_id: Optional[bytes] = None,
+        algorithm: Optional[str] = None,
+        contention_factor: Optional[int] = None,
+        query_type: Optional[str] = None,
     ) -> tuple[Optional[bytes], Optional[MongoCryptContext]]:
-        """Explicit encryption (with ``key_id`` and ``algorithm``) or decryption in one native
-        call: ``(result, None)`` when the key was cached, else ``(None, context)`` to drive.
+        """Explicit encryption (with ``key_id`` and ``algorithm``, optionally a contention factor
+        and a query type) or decryption, in one native call: ``(result, None)`` when the key was
+        cached, else ``(None, context)`` to drive.
 
         :raises MongoCryptError: as libmongocrypt reports it.
         """
@@ -160,7 +166,7 @@ class MongoCrypt:
         state = ffi.new("int *")
         if key_id is None:  # decryption
             native = lib.mongocrypt_py_explicit(
-                self._live, 1, ffi.NULL, 0, ffi.NULL, value, len(value), out, state
+                self._live, 1, ffi.NULL, 0, ffi.NULL, 0, 0, ffi.NULL, value, len(value), out, state
             )
         else:
             native = lib.mongocrypt_py_explicit(
@@ -169,6 +175,9 @@ class MongoCrypt:
                 key_id,
                 len(key_id),
                 (algorithm or "").encode(),
+                contention_factor is not None,
+                contention_factor or 0,
+                ffi.NULL if query_type is None else query_type.encode(),
                 value,
                 len(value),
                 out,

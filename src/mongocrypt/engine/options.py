@@ -183,6 +183,8 @@ class ExplicitEncryptOptions:
             raise TypeError(
                 f"contention_factor must be an int, not {type(self.contention_factor).__name__}"
             )
+        if self.contention_factor is not None and not -(2**63) <= self.contention_factor < 2**63:
+            raise ValueError(f"contention_factor must fit in 64 bits, not {self.contention_factor}")
         for name in ("range_opts", "string_opts"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (bytes, bytearray, memoryview)):
