@@ -8,7 +8,8 @@ The tree::
     │   │                          message verbatim)
     │   ├── MongoCryptKmsError     the failure came from a KMS exchange (reply, retry budget)
     │   ├── MongoCryptClosedError  a handle or context was used after ``close()``
-    │   ├── MongoCryptTimeoutError an operation ran out of its time budget (also a TimeoutError)
+    │   ├── MongoCryptTimeoutError an operation ran out of its time budget (also a TimeoutError,
+    │   │                          and a pymongo error whose ``timeout`` is True)
     │   ├── CredentialsError       on-demand KMS credentials could not be obtained
     │   ├── QueryAnalysisError     query analysis (mongocryptd, crypt_shared or the embedded
     │   │                          analyzer) refused a command: an automatic-encryption limit
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
+
+from pymongo.errors import PyMongoError
 
 __all__ = [
     "CredentialsError",
@@ -63,8 +66,16 @@ class CredentialsError(MongoCryptError):
     """Fetching on-demand KMS credentials failed (the message carries the endpoint's reply)."""
 
 
-class MongoCryptTimeoutError(MongoCryptError, TimeoutError):
-    """The operation's time budget (``timeout_ms`` or ``pymongo.timeout()``) ran out."""
+class MongoCryptTimeoutError(MongoCryptError, PyMongoError, TimeoutError):
+    """The operation's time budget (``timeout_ms`` or ``pymongo.timeout()``) ran out.
+
+    Also a pymongo error whose ``timeout`` is True, so pymongo's ``EncryptionError.timeout``
+    reports it as a timeout when it is the cause.
+    """
+
+    @property
+    def timeout(self) -> bool:
+        return True
 
 
 class KeyVaultError(MongoCryptError):
