@@ -10,7 +10,7 @@ import pytest
 from conftest import DETERMINISTIC, RANDOM, unv, v
 from mongocrypt import MongoCryptError
 from mongocrypt.engine import ExplicitEncrypter, MongoCrypt, MongoCryptOptions
-from mongocrypt.engine.binary import to_binary
+from mongocrypt.engine.binary import BinaryView
 from mongocrypt.errors import MongoCryptClosedError, MongoCryptKmsError
 from mongocrypt.io.memory import InMemoryIO
 
@@ -51,7 +51,9 @@ def test_non_buffer_input_is_a_type_error(encrypter: ExplicitEncrypter) -> None:
     with pytest.raises(TypeError, match="expected bytes-like BSON data, not dict"):
         encrypter.decrypt({"v": 1})  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        to_binary(3)  # type: ignore[arg-type]
+        BinaryView(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="empty buffer"):
+        encrypter.decrypt(b"")
 
 
 def test_ciphertext_from_another_key_vault(

@@ -2,7 +2,7 @@
 
 libmongocrypt's binary is a public two-field struct (data pointer, length) that only views memory,
 so we allocate it with ``ffi.new`` instead of calling ``mongocrypt_binary_new``/``_destroy``:
-- input: the struct views the caller's buffer; the returned pair keeps that buffer alive;
+- input: the struct views the caller's buffer, pinned for a ``with`` block (:class:`BinaryView`);
 - output: libmongocrypt points the struct at memory its context owns; :func:`read_out` copies it
   to ``bytes`` before the context moves on.
 """
@@ -13,25 +13,42 @@ from typing import Any, Union
 
 from mongocrypt.engine.native import ffi
 
-__all__ = ["BufferLike", "read_out", "to_binary"]
+__all__ = ["BinaryView", "BufferLike", "new_out", "read_out"]
 
 BufferLike = Union[bytes, bytearray, memoryview]
 
 
-def to_binary(data: BufferLike) -> tuple[Any, Any]:
-    """A binary viewing ``data``, plus the object that must outlive every use of it.
+class BinaryView:
+    """A binary viewing a caller's buffer for the length of a ``with`` block.
+
+    The buffer is exported (pinned) while the block runs and released when it ends, also when
+    libmongocrypt refused the input: an export left alive in a traceback would make the buffer's
+    owner (a memoryview pymongo passes) fail, and crash, when it is collected later.
 
     :param data: any contiguous buffer (``bytes``, ``bytearray``, ``memoryview``).
     :raises TypeError: if ``data`` is not a buffer.
+    :raises ValueError: if ``data`` is empty.
     """
-    try:
-        view = ffi.from_buffer("uint8_t[]", data)
-    except TypeError:
-        raise TypeError(f"expected bytes-like BSON data, not {type(data).__name__}") from None
-    binary = ffi.new("mongocrypt_binary_t *")
-    binary.data = view
-    binary.len = len(view)
-    return binary, view
+
+    __slots__ = ("binary", "view")
+
+    def __init__(self, data: BufferLike) -> None:
+        try:
+            self.view = ffi.from_buffer("uint8_t[]", data)
+        except TypeError:
+            raise TypeError(f"expected bytes-like BSON data, not {type(data).__name__}") from None
+        if len(self.view) == 0:  # libbson asserts (aborts the process) on a NULL data pointer
+            ffi.release(self.view)
+            raise ValueError("expected BSON data, got an empty buffer")
+        self.binary = ffi.new("mongocrypt_binary_t *")
+        self.binary.data = self.view
+        self.binary.len = len(self.view)
+
+    def __enter__(self) -> Any:
+        return self.binary
+
+    def __exit__(self, *exc_info: object) -> None:
+        ffi.release(self.view)
 
 
 def new_out() -> Any:

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import bson
 
-from mongocrypt.engine.binary import BufferLike, new_out, read_out, to_binary
+from mongocrypt.engine.binary import BinaryView, BufferLike, new_out, read_out
 from mongocrypt.engine.kms import KmsContext
 from mongocrypt.engine.native import ffi, has_string_algorithm, lib, libmongocrypt_version
 from mongocrypt.engine.options import DataKeyOptions, ExplicitEncryptOptions
@@ -98,8 +98,8 @@ class MongoCryptContext:
     # -- options (before init) --------------------------------------------------------------
 
     def _set_binary(self, setter: Any, data: BufferLike) -> None:
-        binary, _keep = to_binary(data)
-        self._check(setter(self._ctx, binary))
+        with BinaryView(data) as binary:
+            self._check(setter(self._ctx, binary))
 
     def _set_string(self, setter: Any, value: str) -> None:
         self._check(setter(self._ctx, value.encode(), -1))
@@ -153,8 +153,8 @@ class MongoCryptContext:
     # -- initialisers -----------------------------------------------------------------------
 
     def init_encrypt(self, database: str, command: BufferLike) -> None:
-        binary, _keep = to_binary(command)
-        self._check(lib.mongocrypt_ctx_encrypt_init(self._ctx, database.encode(), -1, binary))
+        with BinaryView(command) as binary:
+            self._check(lib.mongocrypt_ctx_encrypt_init(self._ctx, database.encode(), -1, binary))
 
     def init_decrypt(self, document: BufferLike) -> None:
         self._set_binary(lib.mongocrypt_ctx_decrypt_init, document)
@@ -199,8 +199,8 @@ class MongoCryptContext:
 
     def add_mongo_operation_result(self, document: BufferLike) -> None:
         """Feed one reply document (a collection info, a marking reply, a key)."""
-        binary, _keep = to_binary(document)
-        self._check(lib.mongocrypt_ctx_mongo_feed(self._live, binary))
+        with BinaryView(document) as binary:
+            self._check(lib.mongocrypt_ctx_mongo_feed(self._live, binary))
 
     def complete_mongo_operation(self) -> None:
         """Say that every reply document has been fed."""
@@ -208,8 +208,8 @@ class MongoCryptContext:
 
     def provide_kms_providers(self, providers: BufferLike) -> None:
         """Give the credentials asked for in ``NEED_KMS_CREDENTIALS`` (BSON)."""
-        binary, _keep = to_binary(providers)
-        self._check(lib.mongocrypt_ctx_provide_kms_providers(self._live, binary))
+        with BinaryView(providers) as binary:
+            self._check(lib.mongocrypt_ctx_provide_kms_providers(self._live, binary))
 
     def kms_contexts(self) -> list[KmsContext]:
         """The KMS requests waiting now, collected before any is serviced (so they may be

@@ -107,6 +107,7 @@ class _ExplicitContexts:
         """The result at once (one native call, key cached), or a context to drive."""
         if (
             type(value) is bytes
+            and value
             and isinstance(key_id, bytes)
             and len(key_id) == 16
             and isinstance(algorithm, str)
@@ -141,7 +142,7 @@ class _ExplicitContexts:
     def _start_decrypt(
         self, value: BufferLike
     ) -> tuple[Optional[bytes], Optional[MongoCryptContext]]:
-        if type(value) is bytes:
+        if type(value) is bytes and value:
             return self.mongocrypt.explicit_fast(value)
         return None, self.mongocrypt.explicit_decryption_context(value)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from mongocrypt.engine.binary import BufferLike, to_binary
+from mongocrypt.engine.binary import BinaryView, BufferLike
 from mongocrypt.engine.context import MongoCryptContext
 from mongocrypt.engine.native import ffi, lib
 from mongocrypt.engine.options import DataKeyOptions, ExplicitEncryptOptions, MongoCryptOptions
@@ -44,8 +44,8 @@ class MongoCrypt:
             raise_status(lib.mongocrypt_status, self._crypt)
 
     def _set_binary(self, setter: Any, data: BufferLike) -> None:
-        binary, _keep = to_binary(data)
-        self._check(setter(self._crypt, binary))
+        with BinaryView(data) as binary:
+            self._check(setter(self._crypt, binary))
 
     def _configure(self, opts: MongoCryptOptions) -> None:
         crypt = self._crypt

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mongocrypt.engine.binary import BufferLike, new_out, read_out, to_binary
+from mongocrypt.engine.binary import BinaryView, BufferLike, new_out, read_out
 from mongocrypt.engine.native import ffi, lib
 from mongocrypt.engine.status import raise_status
 from mongocrypt.errors import MongoCryptKmsError
@@ -78,9 +78,9 @@ class KmsContext:
 
         :raises MongoCryptKmsError: for an error reply that cannot be retried.
         """
-        binary, _keep = to_binary(data)
-        if not lib.mongocrypt_kms_ctx_feed(self._live, binary):
-            self._raise()
+        with BinaryView(data) as binary:
+            if not lib.mongocrypt_kms_ctx_feed(self._live, binary):
+                self._raise()
 
     def feed_with_retry(self, data: BufferLike) -> bool:
         """Like :meth:`feed`, but returns True when the reply was retryable (HTTP 429/5xx).
@@ -90,10 +90,10 @@ class KmsContext:
         sent after :attr:`usleep`. With a libmongocrypt that lacks this call
         (``has_kms_in_place_retry`` is False) it behaves like :meth:`feed` and returns False.
         """
-        binary, _keep = to_binary(data)
         retry = ffi.new("bool *")
-        if not lib.mongocrypt_kms_ctx_feed_with_retry(self._live, binary, retry):
-            self._raise()
+        with BinaryView(data) as binary:
+            if not lib.mongocrypt_kms_ctx_feed_with_retry(self._live, binary, retry):
+                self._raise()
         return bool(retry[0])
 
     def fail(self) -> None:
