@@ -1,8 +1,12 @@
-"""The operations the key-management files run, their results as documents, and ``expectError``.
+"""The operations the test files run, their results as documents, and ``expectError``.
 
-Supported: every ClientEncryption operation of the specification, ``find`` and ``aggregate`` on a
-collection, and the testRunner's ``wait``. Results are shaped as the format says (model objects
-become documents, iterables are read to the end).
+Supported: every ClientEncryption operation of the specification; the CRUD operations on a
+collection (insertOne/Many, find, findOneAndUpdate/Replace/Delete, updateOne/Many, replaceOne,
+deleteOne/Many, aggregate, countDocuments, estimatedDocumentCount, distinct, bulkWrite, createIndex,
+and mapReduce as the ``mapReduce`` command pymongo no longer has a helper for); ``runCommand``,
+``aggregate``, ``createCollection`` and ``dropCollection`` on a database; and the testRunner's
+``wait``. Results are shaped as the format says (model objects become documents, iterables are
+read to the end).
 """
 
 from __future__ import annotations
@@ -12,8 +16,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from bson.code import Code
+from pymongo import (
+    DeleteMany,
+    DeleteOne,
+    InsertOne,
+    ReplaceOne,
+    ReturnDocument,
+    UpdateMany,
+    UpdateOne,
+)
 from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.results import BulkWriteResult, UpdateResult
 
 from mongocrypt import ClientEncryption
 from mongocrypt.errors import KeyVaultError, MongoCryptTimeoutError
@@ -113,21 +129,233 @@ FIND_OPTIONS = {
 }
 
 
-def _find(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
-    opts = _options(args, FIND_OPTIONS, "find")
+def _sorted(opts: dict[str, Any]) -> dict[str, Any]:
     if "sort" in opts:
         opts["sort"] = list(opts["sort"].items())
+    return opts
+
+
+def _find(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+    opts = _sorted(_options(args, FIND_OPTIONS, "find"))
     return Result(list(collection.find(**opts)), iterable=True)
 
 
-def _aggregate(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+def _aggregate(target: Collection[Any] | Database[Any], args: Mapping[str, Any]) -> Result:
     opts = _options(args, {"pipeline": "pipeline", "batchSize": "batchSize"}, "aggregate")
-    return Result(list(collection.aggregate(**opts)), iterable=True)
+    return Result(list(target.aggregate(**opts)), iterable=True)
+
+
+def _update_result(result: UpdateResult) -> Result:
+    document = {
+        "matchedCount": result.matched_count,
+        "modifiedCount": result.modified_count,
+        "upsertedCount": 0 if result.upserted_id is None else 1,
+    }
+    if result.upserted_id is not None:
+        document["upsertedId"] = result.upserted_id
+    return Result(document)
+
+
+def _bulk_result(result: BulkWriteResult) -> Result:
+    return Result(
+        {
+            "insertedCount": result.inserted_count,
+            "matchedCount": result.matched_count,
+            "modifiedCount": result.modified_count,
+            "deletedCount": result.deleted_count,
+            "upsertedCount": result.upserted_count,
+            "upsertedIds": {str(k): v for k, v in (result.upserted_ids or {}).items()},
+        }
+    )
+
+
+WRITE = {"bypassDocumentValidation": "bypass_document_validation"}
+UPDATE = {"filter": "filter", "upsert": "upsert", "arrayFilters": "array_filters", **WRITE}
+FIND_ONE_AND = {
+    "filter": "filter",
+    "projection": "projection",
+    "sort": "sort",
+    "upsert": "upsert",
+    "returnDocument": "return_document",
+}
+
+
+def _insert_one(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+    opts = _options(args, {"document": "document", **WRITE}, "insertOne")
+    return Result({"insertedId": collection.insert_one(**opts).inserted_id})
+
+
+def _insert_many(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+    names = {"documents": "documents", "ordered": "ordered", **WRITE}
+    ids = collection.insert_many(**_options(args, names, "insertMany")).inserted_ids
+    return Result({"insertedIds": {str(index): value for index, value in enumerate(ids)}})
+
+
+def _find_one_and(kind: str) -> Callable[[Collection[Any], Mapping[str, Any]], Result]:
+    names = dict(FIND_ONE_AND)
+    if kind == "update":
+        names.update({"update": "update", "arrayFilters": "array_filters"})
+    elif kind == "replace":
+        names["replacement"] = "replacement"
+    else:
+        del names["upsert"], names["returnDocument"]
+
+    def run(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+        opts = _sorted(_options(args, names, f"findOneAnd{kind.capitalize()}"))
+        if "return_document" in opts:
+            opts["return_document"] = ReturnDocument.AFTER
+            if args["returnDocument"] == "Before":
+                opts["return_document"] = ReturnDocument.BEFORE
+        method = getattr(collection, f"find_one_and_{kind}")
+        return Result(method(**opts))
+
+    return run
+
+
+def _update(many: bool) -> Callable[[Collection[Any], Mapping[str, Any]], Result]:
+    def run(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+        opts = _options(args, {**UPDATE, "update": "update"}, "update")
+        method = collection.update_many if many else collection.update_one
+        return _update_result(method(**opts))
+
+    return run
+
+
+def _replace_one(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+    opts = _options(args, {**UPDATE, "replacement": "replacement"}, "replaceOne")
+    if "array_filters" in opts:
+        raise UnsupportedFeature("replaceOne arrayFilters")
+    return _update_result(collection.replace_one(**opts))
+
+
+def _delete(many: bool) -> Callable[[Collection[Any], Mapping[str, Any]], Result]:
+    def run(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+        opts = _options(args, {"filter": "filter"}, "delete")
+        method = collection.delete_many if many else collection.delete_one
+        return Result({"deletedCount": method(**opts).deleted_count})
+
+    return run
+
+
+def _count_documents(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+    names = {"filter": "filter", "skip": "skip", "limit": "limit"}
+    return Result(collection.count_documents(**_options(args, names, "countDocuments")))
+
+
+def _distinct(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+    opts = _options(args, {"fieldName": "key", "filter": "filter"}, "distinct")
+    return Result(collection.distinct(**opts))
+
+
+BULK_UPDATE = {
+    "filter": "filter",
+    "update": "update",
+    "upsert": "upsert",
+    "arrayFilters": "array_filters",
+}
+BULK_MODELS: dict[str, tuple[Any, dict[str, str]]] = {
+    "insertOne": (InsertOne, {"document": "document"}),
+    "updateOne": (UpdateOne, BULK_UPDATE),
+    "updateMany": (UpdateMany, BULK_UPDATE),
+    "replaceOne": (
+        ReplaceOne,
+        {"filter": "filter", "replacement": "replacement", "upsert": "upsert"},
+    ),
+    "deleteOne": (DeleteOne, {"filter": "filter"}),
+    "deleteMany": (DeleteMany, {"filter": "filter"}),
+}
+
+
+def _bulk_write(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+    opts = _options(args, {"requests": "requests", "ordered": "ordered", **WRITE}, "bulkWrite")
+    requests = []
+    for request in opts["requests"]:
+        ((kind, fields),) = request.items()
+        if kind not in BULK_MODELS:
+            raise UnsupportedFeature(f"bulkWrite model {kind}")
+        model, names = BULK_MODELS[kind]
+        requests.append(model(**_options(fields, names, f"bulkWrite {kind}")))
+    opts["requests"] = requests
+    return _bulk_result(collection.bulk_write(**opts))
+
+
+def _create_index(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+    opts = _options(args, {"keys": "keys", "name": "name", "unique": "unique"}, "createIndex")
+    keys = list(opts.pop("keys").items())
+    return Result(collection.create_index(keys, **opts))
+
+
+def _map_reduce(collection: Collection[Any], args: Mapping[str, Any]) -> Result:
+    """pymongo 4 has no mapReduce helper: the command the helper sent, on the same client."""
+    opts = _options(args, {"map": "map", "reduce": "reduce", "out": "out"}, "mapReduce")
+    command = {
+        "mapReduce": collection.name,
+        "map": Code(opts["map"]),
+        "reduce": Code(opts["reduce"]),
+        "out": opts["out"],
+    }
+    reply = collection.database.command(command)
+    return Result(reply.get("results", reply), iterable="results" in reply)
 
 
 COLLECTION: dict[str, Callable[[Collection[Any], Mapping[str, Any]], Result]] = {
     "find": _find,
     "aggregate": _aggregate,
+    "insertOne": _insert_one,
+    "insertMany": _insert_many,
+    "findOneAndUpdate": _find_one_and("update"),
+    "findOneAndReplace": _find_one_and("replace"),
+    "findOneAndDelete": _find_one_and("delete"),
+    "updateOne": _update(many=False),
+    "updateMany": _update(many=True),
+    "replaceOne": _replace_one,
+    "deleteOne": _delete(many=False),
+    "deleteMany": _delete(many=True),
+    "countDocuments": _count_documents,
+    "estimatedDocumentCount": lambda c, a: Result(
+        c.estimated_document_count(**_options(a, {}, "estimatedDocumentCount"))
+    ),
+    "distinct": _distinct,
+    "bulkWrite": _bulk_write,
+    "createIndex": _create_index,
+    "mapReduce": _map_reduce,
+}
+
+
+def _run_command(database: Database[Any], args: Mapping[str, Any]) -> Result:
+    """The command as given (``commandName`` names its first key, which pymongo sends first)."""
+    opts = _options(args, {"command": "command", "commandName": "name"}, "runCommand")
+    command = opts["command"]
+    if "name" in opts and next(iter(command)) != opts["name"]:
+        raise UnsupportedFeature(f"runCommand {opts['name']} not first in {command!r}")
+    return Result(database.command(command))
+
+
+def _create_collection(database: Database[Any], args: Mapping[str, Any]) -> Result:
+    options = dict(args)
+    name = options.pop("collection")
+    unknown = set(options) - {"validator", "encryptedFields", "capped", "size", "max"}
+    if unknown:
+        raise UnsupportedFeature(f"createCollection options {sorted(unknown)}")
+    if "encryptedFields" in options:
+        options["encrypted_fields"] = options.pop("encryptedFields")
+    database.create_collection(name, **options)
+    return Result(None)
+
+
+def _drop_collection(database: Database[Any], args: Mapping[str, Any]) -> Result:
+    opts = _options(
+        args, {"collection": "name_or_collection", "encryptedFields": "encrypted_fields"}, "drop"
+    )
+    database.drop_collection(**opts)
+    return Result(None)
+
+
+DATABASE: dict[str, Callable[[Database[Any], Mapping[str, Any]], Result]] = {
+    "runCommand": _run_command,
+    "aggregate": _aggregate,
+    "createCollection": _create_collection,
+    "dropCollection": _drop_collection,
 }
 
 
@@ -143,6 +371,8 @@ def execute(target: Any, name: str, args: Mapping[str, Any]) -> Result:
         table = CLIENT_ENCRYPTION
     elif isinstance(target, Collection):
         table = COLLECTION
+    elif isinstance(target, Database):
+        table = DATABASE
     else:
         raise UnsupportedFeature(f"operations on {type(target).__name__} entities")
     if name not in table:
