@@ -73,7 +73,7 @@ def license_files() -> list[str]:
     """Our licence plus those of the libraries linked in (relative to setup.py)."""
     files = ["LICENSE"]
     if os.environ.get("MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT") != "1":
-        files += ["licenses/OpenSSL-NOTICE.txt"]  # wheels bundle libcrypto
+        files += ["vendor/OpenSSL-NOTICE.txt"]  # wheels bundle libcrypto
         files += [os.path.relpath(p, ROOT) for p in sorted((vendor_dir() / "licenses").glob("*"))]
     return files
 
