@@ -46,8 +46,8 @@ $(VENV)/.built: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
 	touch $@
 
 lint: build
-	$(VENV)/bin/ruff check src tests docs/_hooks bench fuzz build_ffi.py setup.py vendor/fetch.py
-	$(VENV)/bin/ruff format --check src tests docs/_hooks bench fuzz build_ffi.py setup.py vendor/fetch.py
+	$(VENV)/bin/ruff check src tests docs/_hooks bench build_ffi.py setup.py vendor/fetch.py
+	$(VENV)/bin/ruff format --check src tests docs/_hooks bench build_ffi.py setup.py vendor/fetch.py
 	$(VENV)/bin/mypy
 
 # The documentation site (build/site), warnings as errors; its examples run in tests/test_docs.py.
