@@ -15,7 +15,7 @@ BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/*.h bin
 	src/mongocrypt/_version.py
 
 .PHONY: demo test build lint docs bench pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \
-	test-sdist deps vendor clean
+	test-sdist deps vendor fuzz-long leaks-long clean
 
 demo: build
 	$(PY) -m mongocrypt.demo
@@ -64,7 +64,8 @@ test-fallback: $(FALLBACK_VENDOR)/pins.json $(BUILD_INPUTS) | deps
 	MONGOCRYPT_VENDOR_DIR=$(CURDIR)/$(FALLBACK_VENDOR) $(FALLBACK_VENV)/bin/python -m pip install -q '.[test]'
 	MONGOCRYPT_VENDOR_DIR=$(CURDIR)/$(FALLBACK_VENDOR) \
 		$(FALLBACK_VENV)/bin/python -m pip install -q --force-reinstall --no-deps .
-	MONGOCRYPT_EXPECT_LIBMONGOCRYPT=fallback $(FALLBACK_VENV)/bin/python -m pytest -q
+	MONGOCRYPT_EXPECT_LIBMONGOCRYPT=fallback MONGOCRYPT_FUZZ_TOTAL=100000 MONGOCRYPT_CONCURRENCY_SECONDS=5 \
+		$(FALLBACK_VENV)/bin/python -m pytest -q
 
 # The drop-in suites again, on the oldest pymongo we support, from an installed (not editable) build.
 test-pymongo-oldest: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
@@ -109,6 +110,16 @@ test-sdist: sdist
 # bench/build/benchmarks-quick.md instead.
 bench: build
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Long reliability runs, outside `make test` (~90 s each here). fuzz-long feeds 1M inputs and merges
+# the ones that reach new coverage into tests/fuzz/corpus/; leaks-long repeats 1M explicit and 100k
+# automatic decryptions and checks RSS and traced memory stay flat.
+fuzz-long: build
+	$(PY) tests/fuzz/run.py --total 1000000 --update-corpus --artifacts build/fuzz-artifacts
+
+leaks-long: build
+	MONGOCRYPT_LEAK_EXPLICIT=1000000 MONGOCRYPT_LEAK_AUTO=100000 MONGOCRYPT_LEAK_PYMONGO=100000 \
+		$(PY) -m pytest -q -s tests/test_leaks.py -k memory_stays_flat
 
 clean:
 	rm -rf $(VENV) $(FALLBACK_VENV) $(OLDEST_VENV) build bench/build bench/.venv-incumbent src/mongocrypt/*.so src/*.egg-info \

@@ -130,12 +130,13 @@ class RangeOpts:
     trim_factor: Optional[int] = None
 
     def __post_init__(self) -> None:
-        for name in ("sparsity", "precision", "trim_factor"):
+        # sparsity is stored as an int64, precision and trim_factor as int32s.
+        for name, bits in (("sparsity", 63), ("precision", 31), ("trim_factor", 31)):
             value = getattr(self, name)
             if value is not None:
                 _check(value, int, name)
-                if value < 0:
-                    raise ValueError(f"{name} must be >= 0, not {value}")
+                if not 0 <= value < 2**bits:
+                    raise ValueError(f"{name} must be >= 0 and < 2**{bits}, not {value}")
 
     @property
     def document(self) -> dict[str, Any]:

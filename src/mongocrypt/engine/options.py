@@ -119,8 +119,10 @@ class MongoCryptOptions:
                 raise TypeError(
                     f"key_expiration_ms must be an int, not {type(key_expiration_ms).__name__}"
                 )
-            if key_expiration_ms < 0:
-                raise ValueError(f"key_expiration_ms must be >= 0, not {key_expiration_ms}")
+            if not 0 <= key_expiration_ms < 2**64:
+                raise ValueError(
+                    f"key_expiration_ms must be >= 0 and < 2**64, not {key_expiration_ms}"
+                )
         self.key_expiration_ms = key_expiration_ms
         self.enable_multiple_collinfo = _check_bool(
             enable_multiple_collinfo, "enable_multiple_collinfo"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, NoReturn
 
 from mongocrypt.engine.native import ffi, lib
-from mongocrypt.errors import MongoCryptError, MongoCryptKmsError
+from mongocrypt.errors import MongoCryptError, MongoCryptKmsError, redact
 
 __all__ = ["raise_status"]
 
@@ -34,8 +34,7 @@ def raise_status(
         kind = lib.mongocrypt_status_type(status)
     finally:
         lib.mongocrypt_status_destroy(status)
-    if not message:
-        message = "libmongocrypt reported a failure without a message"
+    message = redact(message) or "libmongocrypt reported a failure without a message"
     if kind == lib.MONGOCRYPT_STATUS_ERROR_KMS:
         error = MongoCryptKmsError
     raise error(message, code)

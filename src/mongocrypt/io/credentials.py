@@ -55,7 +55,7 @@ from urllib.parse import quote
 
 import httpx
 
-from mongocrypt.errors import CredentialsError
+from mongocrypt.errors import CredentialsError, redact
 
 __all__ = ["AwsCredentialProvider", "CredentialEndpoints", "OnDemandCredentials"]
 
@@ -504,35 +504,11 @@ def _read_file(path: str) -> bytes:
 
 # -- reading replies ------------------------------------------------------------------------------
 
-#: Names of JSON keys and XML elements whose values are never quoted in messages.
-_SECRET_NAME = re.compile(r"token|secret|accesskey|password|signature", re.IGNORECASE)
-#: A JSON member: key, separator, then a string (possibly unterminated) or a bare value.
-_JSON_MEMBER = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
-#: An XML element's opening tag and its text.
-_XML_TEXT = re.compile(r"<([\w:.-]+)([^>]*)>([^<]*)")
-
-
-def _is_secret_name(name: str) -> bool:
-    return _SECRET_NAME.search(name.replace("_", "").replace("-", "")) is not None
-
-
-def _redact_json_member(match: re.Match[str]) -> str:
-    if _is_secret_name(match.group(1)):
-        return f'"{match.group(1)}"{match.group(2)}"<redacted>"'
-    return match.group(0)
-
-
-def _redact_xml_text(match: re.Match[str]) -> str:
-    if _is_secret_name(match.group(1).rpartition(":")[2]) and match.group(3).strip():
-        return f"<{match.group(1)}{match.group(2)}><redacted>"
-    return match.group(0)
-
 
 def _quoted_body(reply: _Reply) -> str:
     """The body for a message: decoded, secrets redacted, then truncated."""
     text = reply.body.decode("utf-8", "replace")
-    text = _JSON_MEMBER.sub(_redact_json_member, text)
-    text = _XML_TEXT.sub(_redact_xml_text, text)
+    text = redact(text)
     if len(text) > _BODY_IN_MESSAGE:
         text = f"{text[:_BODY_IN_MESSAGE]}... ({len(text) - _BODY_IN_MESSAGE} more characters)"
     return repr(text)

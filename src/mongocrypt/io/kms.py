@@ -209,7 +209,7 @@ class KmsTransport:
                 )
 
         try:
-            self._exchange(kms, provider, endpoint)
+            retry_reason = self._exchange(kms, provider, endpoint)
         except (MongoCryptError, ssl.SSLCertVerificationError, TypeError) as exc:
             failed(exc, False)
             if isinstance(exc, ssl.SSLCertVerificationError):
@@ -228,7 +228,9 @@ class KmsTransport:
                 ) from exc
             failed(exc, True)
             return
-        if events:
+        if retry_reason is not None:
+            failed(MongoCryptKmsError(retry_reason), True)
+        elif events:
             events.publish(
                 KmsRequestSucceeded(provider, endpoint, attempt, time.monotonic() - started)
             )
@@ -244,7 +246,8 @@ class KmsTransport:
             return sock
         return socket.create_connection((host, port), timeout=timeout)
 
-    def _exchange(self, kms: KmsContext, provider: str, endpoint: str) -> None:
+    def _exchange(self, kms: KmsContext, provider: str, endpoint: str) -> Optional[str]:
+        """Send ``kms``'s request and feed the reply; says why if libmongocrypt will resend it."""
         delay = kms.usleep / 1e6
         if delay:
             time.sleep(min(delay, _budget(delay)))
@@ -253,15 +256,20 @@ class KmsTransport:
             tls = _TlsOverSocket(sock, self._context_for(provider), host)
             tls.handshake()
             tls.sendall(kms.message)
+            status_line = b""
             while (needed := kms.bytes_needed) > 0:
                 data = tls.recv(needed)
                 if not data:
                     raise ConnectionError(f"KMS {endpoint} closed the connection mid-reply")
+                if not status_line:
+                    status_line = data.split(b"\r\n", 1)[0][:64]
                 if has_kms_in_place_retry:
-                    if kms.feed_with_retry(data):
-                        return  # a retryable reply: libmongocrypt resends the request itself
+                    if kms.feed_with_retry(data):  # libmongocrypt resends the request itself
+                        shown = status_line.decode("ascii", "replace")
+                        return f"KMS {endpoint} asked for a retry ({shown})"
                 else:
                     kms.feed(data)
+        return None
 
     def close(self) -> None:
         """Stop the worker threads (idempotent)."""
