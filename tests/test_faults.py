@@ -15,7 +15,9 @@ cloud mock so a real reply comes back.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import ssl
 import sys
@@ -872,8 +874,59 @@ def test_rewrap_of_nothing_writes_nothing(make: Any, recorder: Recorder, vault: 
 # -- mongocryptd ---------------------------------------------------------------------------------
 
 
-def test_mongocryptd_killed_between_operations_and_respawned() -> None:
-    pytest.skip(
-        "mongocryptd kill/respawn: the project's mongocryptd-compatible daemon "
-        "(mongocrypt-cryptd over the embedded analyzer) is being built in another issue"
+def test_mongocryptd_killed_between_operations_and_respawned(vault: Any, tmp_path: Path) -> None:
+    """mongocrypt-cryptd (our mongocryptd) is killed after one insert; pymongo respawns it."""
+    cryptd = Path(sys.executable).with_name("mongocrypt-cryptd")
+    port, pid_file = free_port(), tmp_path / "cryptd.pid"
+    db = vault.database
+    local = {"local": {"key": os.urandom(96)}}
+    with ClientEncryption(local, f"{db.name}.{vault.name}", db.client) as ce:
+        key_id = ce.create_data_key("local")
+    schema = {
+        "bsonType": "object",
+        "properties": {
+            "ssn": {
+                "encrypt": {
+                    "keyId": [key_id],
+                    "bsonType": "string",
+                    "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic",
+                }
+            }
+        },
+    }
+    opts = AutoEncryptionOpts(
+        local,
+        f"{db.name}.{vault.name}",
+        schema_map={f"{db.name}.people": schema},
+        query_analysis="mongocryptd",
+        mongocryptd_uri=f"mongodb://localhost:{port}",
+        mongocryptd_spawn_path=str(cryptd),
+        mongocryptd_spawn_args=[
+            f"--port={port}",
+            f"--pidfilepath={pid_file}",
+            "--idleShutdownTimeoutSecs=60",
+        ],
     )
+    with pymongo.MongoClient(_uri(db.client), auto_encryption_opts=opts) as writer:
+        try:
+            writer[db.name].people.insert_one({"_id": 1, "ssn": "123-45-6789"})
+            first = int(pid_file.read_text())
+            os.kill(first, signal.SIGKILL)
+            # pymongo respawns mongocryptd only on a server selection timeout: the insert that
+            # meets the dead pooled connection fails (nothing written), the next one respawns.
+            with pytest.raises(pymongo.errors.EncryptionError):
+                writer[db.name].people.insert_one({"_id": 2, "ssn": "987-65-4321"})
+            assert db.people.count_documents({}) == 1
+            writer[db.name].people.insert_one({"_id": 2, "ssn": "987-65-4321"})
+            second = int(pid_file.read_text())
+            assert second != first
+            stored = list(db.people.find({}, {"ssn": 1}).sort("_id", 1))
+            assert [type(d["ssn"]) for d in stored] == [Binary, Binary]
+            assert [d["ssn"] for d in writer[db.name].people.find().sort("_id", 1)] == [
+                "123-45-6789",
+                "987-65-4321",
+            ]
+        finally:
+            if pid_file.exists():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
