@@ -82,6 +82,7 @@ def test_errors_surface() -> None:
         "MongoCryptKmsError",
         "MongoCryptTimeoutError",
         "QueryAnalysisError",
+        "redact",
     ]
 
 

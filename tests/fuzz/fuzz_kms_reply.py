@@ -10,8 +10,7 @@ reports a network failure (``fail()``), as the transport does when a KMS closes 
 libmongocrypt's retry budget is exercised too; bytes after a complete reply are never read.
 
 Every input uses a fresh handle, so no key or token cache hides the KMS exchange. Known bugs
-(reported, xfail-tested in tests/test_fuzz.py): libmongocrypt aborts the process on a GCP reply
-whose "plaintext"/"ciphertext" is not valid base64 (1.21.1 and 1.13.2), and 1.13 (the fallback pin)
+(reported, xfail-tested in tests/test_fuzz.py): libmongocrypt 1.13 (the fallback pin) aborts
 on a KMIP reply whose length field is 2**31 or more, or (SIGSEGV) whose nested item lengths
 overrun their structure. Such inputs are counted and skipped unless
 ``FUZZ_STRICT_KNOWN_BUGS=1``. Run:
@@ -22,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -93,27 +91,11 @@ SCENARIOS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
 ]
 TYPED = typed_errors()
 BASELINE = live_objects()["contexts"]
-KNOWN = KnownBugs("kmip_length_abort_1_13", "kmip_nested_length_crash_1_13", "gcp_base64_abort")
+KNOWN = KnownBugs("kmip_length_abort_1_13", "kmip_nested_length_crash_1_13")
 #: libmongocrypt 1.13 (the fallback pin) aborts on a KMIP reply whose length field is 2**31 or more
 #: (``want_bytes_pending <= (uint32_t) INT32_MAX failed``, or near 2**32
 #: ``parser->first_len <= UINT32_MAX - KMS_KMIP_RESPONSE_PARSER_FIRST_LENGTH failed``).
 OLD_KMIP_PARSER = libmongocrypt_version().startswith("1.13.")
-
-
-#: A GCP reply's "plaintext"/"ciphertext" string: libmongocrypt (1.13.2 and 1.21.1) aborts
-#: (``_ctx_done_gcp(): assertion failed: outlen <= UINT32_MAX``) when it is not valid base64.
-GCP_FIELD = re.compile(rb'"(?:plain|cipher)text"\s*:\s*"([^"]*)"')
-
-
-def bad_gcp_base64(reply: bytes) -> bool:
-    """Whether ``reply`` carries a GCP key field that is not plain valid base64 (over-approximated:
-    any escape or whitespace counts as invalid)."""
-    for match in GCP_FIELD.finditer(reply):
-        try:
-            base64.b64decode(match.group(1), validate=True)
-        except ValueError:
-            return True
-    return False
 
 
 def ttlv_lengths_fit(data: bytes) -> bool:
@@ -160,12 +142,6 @@ class ReplayIO(InMemoryIO):
                 raise SkipInput
             if not ttlv_lengths_fit(segment.data) and KNOWN.hit("kmip_nested_length_crash_1_13"):
                 raise SkipInput
-        if (
-            provider.startswith("gcp")
-            and bad_gcp_base64(segment.data)
-            and KNOWN.hit("gcp_base64_abort")
-        ):
-            raise SkipInput
         while (needed := kms_context.bytes_needed) > 0:
             data = segment.take(min(needed, self.chunk or needed))
             if not data:

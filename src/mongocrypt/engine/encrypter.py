@@ -105,6 +105,7 @@ class _ExplicitContexts:
         text_opts: Optional[bytes],
     ) -> tuple[Optional[bytes], Optional[MongoCryptContext]]:
         """The result at once (one native call, key cached), or a context to drive."""
+        _refuse_code_with_nul(value)
         if (
             type(value) is bytes
             and value
@@ -145,6 +146,25 @@ class _ExplicitContexts:
         if type(value) is bytes and value:
             return self.mongocrypt.explicit_fast(value)
         return None, self.mongocrypt.explicit_decryption_context(value)
+
+
+#: BSON element types of JavaScript code, without and with scope.
+_CODE_TYPES = (0x0D, 0x0F)
+
+
+def _refuse_code_with_nul(value: BufferLike) -> None:
+    """Refuse ``{"v": Code}`` whose code holds a NUL: libmongocrypt would cut it there."""
+    head = memoryview(value)[:5]
+    if len(head) < 5 or head[4] not in _CODE_TYPES:
+        return
+    data = bytes(value)
+    start = data.find(b"\x00", 5) + 1 + (4 if data[4] == 0x0F else 0)
+    length = int.from_bytes(data[start : start + 4], "little")
+    if b"\x00" in data[start + 4 : start + 3 + length]:
+        raise ValueError(
+            "JavaScript code containing a NUL character cannot be encrypted: libmongocrypt "
+            "would truncate it at the NUL"
+        )
 
 
 class ExplicitEncrypter(_ExplicitContexts):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+import base64
+import binascii
+import json
+import re
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from mongocrypt.engine.binary import BinaryView, BufferLike, new_out, read_out
 from mongocrypt.engine.native import ffi, lib
@@ -14,6 +18,53 @@ if TYPE_CHECKING:
 
 __all__ = ["KmsContext"]
 
+#: The end of an HTTP reply's headers, and its Content-Length.
+_HEADERS_END = b"\r\n\r\n"
+_CONTENT_LENGTH = re.compile(rb"^content-length:\s*([0-9]+)\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+def _check_gcp_reply(reply: bytes) -> None:
+    """Refuse a complete GCP reply whose key field is not base64.
+
+    libmongocrypt (1.13 to 1.21 at least) reads an uninitialised length when a GCP
+    ``ciphertext`` or ``plaintext`` fails to decode, which can abort the process; this check
+    turns that reply into an error before it reaches the native parser.
+    """
+    head, _, body = reply.partition(_HEADERS_END)
+    if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
+        return
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return  # libmongocrypt reports unparsable JSON itself
+    if not isinstance(document, dict):
+        return
+    for field in ("ciphertext", "plaintext"):
+        value = document.get(field)
+        if isinstance(value, str):
+            try:
+                base64.b64decode("".join(value.split()), validate=True)
+            except (binascii.Error, ValueError):
+                raise MongoCryptKmsError(
+                    f"GCP KMS reply's {field!r} is not valid base64 (value not shown)"
+                ) from None
+
+
+class _ReplyGuard:
+    """Collects a GCP reply until its Content-Length is met, then checks it whole."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen = bytearray()
+
+    def before_feed(self, data: BufferLike) -> None:
+        self._seen += bytes(data)
+        head, found, body = bytes(self._seen).partition(_HEADERS_END)
+        length = _CONTENT_LENGTH.search(head) if found else None
+        if length is not None and len(body) >= int(length.group(1)):
+            _check_gcp_reply(bytes(self._seen))
+
 
 class KmsContext:
     """A KMS request owned by a :class:`~mongocrypt.engine.context.MongoCryptContext`.
@@ -22,13 +73,16 @@ class KmsContext:
     :attr:`endpoint`, sends :attr:`message`, and feeds the reply until :attr:`bytes_needed` is 0.
     """
 
-    __slots__ = ("_kms", "_owner", "attempt")
+    __slots__ = ("_guard", "_kms", "_owner", "attempt")
 
     def __init__(self, kms: Any, owner: MongoCryptContext, attempt: int = 1) -> None:
         self._kms = kms
         self._owner = owner  # its memory belongs to the owning context
         #: 1 for the first attempt at this request, 2 and more for libmongocrypt's retries
         self.attempt = attempt
+        provider = self.kms_provider
+        gcp = provider == "gcp" or provider.startswith("gcp:")
+        self._guard: Optional[_ReplyGuard] = _ReplyGuard() if gcp else None
 
     @property
     def _live(self) -> Any:
@@ -78,6 +132,8 @@ class KmsContext:
 
         :raises MongoCryptKmsError: for an error reply that cannot be retried.
         """
+        if self._guard is not None:
+            self._guard.before_feed(data)
         with BinaryView(data) as binary:
             if not lib.mongocrypt_kms_ctx_feed(self._live, binary):
                 self._raise()
@@ -90,6 +146,8 @@ class KmsContext:
         sent after :attr:`usleep`. With a libmongocrypt that lacks this call
         (``has_kms_in_place_retry`` is False) it behaves like :meth:`feed` and returns False.
         """
+        if self._guard is not None:
+            self._guard.before_feed(data)
         retry = ffi.new("bool *")
         with BinaryView(data) as binary:
             if not lib.mongocrypt_kms_ctx_feed_with_retry(self._live, binary, retry):
