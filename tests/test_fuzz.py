@@ -28,7 +28,7 @@ import pytest
 from bson import Binary, Code
 
 from conftest import DETERMINISTIC, RANDOM, v
-from mongocrypt import ClientEncryption, EncryptOpts, MongoCryptError, RangeOpts
+from mongocrypt import ClientEncryption, EncryptOpts, MongoCryptError, RangeOpts, StringOpts
 from mongocrypt.engine import (
     ExplicitEncrypter,
     MongoCrypt,
@@ -441,3 +441,11 @@ def test_kmip_reply_with_a_huge_length_is_an_error(length: int) -> None:
 )
 def test_kmip_reply_with_overrunning_nested_lengths_is_an_error() -> None:
     _replay("kms_reply", _KMIP_NESTED_LENGTHS)
+
+
+def test_string_opts_lengths_must_fit_an_int32() -> None:
+    """Found by fuzz_encrypt_options.py: a length past int32 escaped as OverflowError."""
+    with pytest.raises(ValueError, match=r"prefix\['strMaxQueryLength'\]"):
+        StringOpts(True, True, prefix={"strMinQueryLength": 2, "strMaxQueryLength": 2**63})
+    with pytest.raises(TypeError, match=r"substring\['strMaxLength'\]"):
+        StringOpts(True, True, substring={"strMaxLength": "10"})

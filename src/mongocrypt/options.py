@@ -178,6 +178,10 @@ class StringOpts:
             value = getattr(self, name)
             if value is not None:
                 _check(value, Mapping, name)
+                for key, length in value.items():  # libmongocrypt reads each as an int32
+                    _check(length, int, f"{name}[{key!r}]")
+                    if not -(2**31) <= length < 2**31:
+                        raise ValueError(f"{name}[{key!r}] must fit in an int32, not {length}")
 
     @property
     def document(self) -> dict[str, Any]:

@@ -10,12 +10,9 @@ Input: the first byte picks the entry point, the rest is read field by field (se
 Properties beyond "only typed errors": an encryption that succeeds without a query type is a
 ciphertext that decrypts back to exactly the value encrypted (BSON bytes compared).
 
-Known bug (reported, xfail-tested in tests/test_fuzz.py): an integer option outside BSON's int64
-(``RangeOpts.sparsity``/``precision``/``trim_factor``; ``contention_factor`` was fixed in 7b745fb)
-escapes as ``OverflowError`` instead of a ValueError naming the option. Inputs that hit exactly
-that are counted (see :data:`KNOWN`) and not reported as crashes, unless
-``FUZZ_STRICT_KNOWN_BUGS=1``; likewise JavaScript code containing NUL, which comes back truncated
-at the NUL.
+Integer options outside what libmongocrypt stores (int32/int64) must be ValueErrors naming the
+option (they once escaped as ``OverflowError``), and JavaScript code containing NUL must be refused
+(libmongocrypt would truncate it).
 """
 
 from __future__ import annotations
@@ -29,15 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     DETERMINISTIC,
     RANDOM,
-    SPEC_LOCAL_KEY,
-    KnownBugs,
-    MongoClient,
     Reader,
     bson_value,
     check_live_contexts,
     encode_or_none,
-    has_code_with_nul,
     instrumented,
+    local_explicit_targets,
     local_key_document,
     run,
     typed_errors,
@@ -47,24 +41,15 @@ with instrumented():
     import bson
     from bson import Binary, Int64
 
-    from mongocrypt import ClientEncryption, EncryptOpts, RangeOpts, StringOpts
-    from mongocrypt.engine import ExplicitEncrypter, MongoCryptOptions
+    from mongocrypt import EncryptOpts, RangeOpts, StringOpts
     from mongocrypt.engine.native import live_objects
-    from mongocrypt.io.memory import InMemoryIO
 
 KEY = local_key_document()
 KEY_ID = bytes(KEY["_id"])
-PROVIDERS = {"local": {"key": SPEC_LOCAL_KEY}}
-_io = InMemoryIO()
-_io.keys.append(bson.encode(KEY))
-ENGINE = ExplicitEncrypter(_io, MongoCryptOptions(PROVIDERS, bypass_encryption=True))
-CLIENT_ENCRYPTION = ClientEncryption(
-    PROVIDERS, "keyvault.datakeys", MongoClient([bson.encode(KEY)])
-)
+ENGINE, CLIENT_ENCRYPTION = local_explicit_targets(KEY)
 TYPED = typed_errors()
 BASELINE = live_objects()["contexts"]
 INT64 = range(-(2**63), 2**63)
-KNOWN = KnownBugs("int_option_overflow", "code_nul_truncated")
 
 ALGORITHMS = [DETERMINISTIC, RANDOM, "Indexed", "Unindexed", "Range", "String", "RangePreview"]
 QUERY_TYPES = [
@@ -189,31 +174,23 @@ def engine_encrypt(reader: Reader) -> None:
     value = encode_or_none({"v": expression(reader) if is_expression else bson_value(reader)})
     if value is None:
         return
-    overflow = contention is not None and contention not in INT64
-    try:
-        result = ENGINE.encrypt(
-            value,
-            algorithm,
-            key_id=key_id,
-            key_alt_name=key_alt_name,
-            query_type=query_type,
-            contention_factor=contention,
-            range_opts=range_opts,
-            is_expression=is_expression,
-            string_opts=string_opts,
-        )
-    except OverflowError:
-        if overflow and KNOWN.hit("int_option_overflow"):
-            return None
-        raise
+    result = ENGINE.encrypt(
+        value,
+        algorithm,
+        key_id=key_id,
+        key_alt_name=key_alt_name,
+        query_type=query_type,
+        contention_factor=contention,
+        range_opts=range_opts,
+        is_expression=is_expression,
+        string_opts=string_opts,
+    )
     if query_type is None and not is_expression:
         # Insert payloads and FLE1 ciphertexts decrypt back to the exact value.
         ciphertext = bson.decode(result)["v"]
         if not (isinstance(ciphertext, Binary) and ciphertext.subtype == 6):
             raise AssertionError(f"encrypt returned {type(ciphertext).__name__}, not a ciphertext")
         if ENGINE.decrypt(result) != value:
-            if has_code_with_nul(bson.decode(value)["v"]) and KNOWN.hit("code_nul_truncated"):
-                return
             raise AssertionError(f"{algorithm} round trip changed the value")
 
 
@@ -232,11 +209,6 @@ def public_encrypt(reader: Reader) -> None:
         range_opts=None if ranges is None else RangeOpts(**ranges),
         string_opts=None if strings is None else StringOpts(**strings),
     )
-    overflow = (
-        out_of_int64(ranges)
-        or out_of_int64(strings)
-        or (contention is not None and contention not in INT64)
-    )
     is_expression = reader.byte() % 4 == 0
     value = expression(reader) if is_expression else bson_value(reader)
     if encode_or_none({"v": value}) is None:
@@ -244,17 +216,12 @@ def public_encrypt(reader: Reader) -> None:
     bounds = {k: v for k, v in (ranges or {}).items() if k in ("min", "max")}
     if encode_or_none(bounds) is None:
         return  # bounds bson cannot encode: not an input the options can be blamed for
-    try:
-        if is_expression:
-            CLIENT_ENCRYPTION.encrypt_expression(value, opts)
-        else:
-            ciphertext = CLIENT_ENCRYPTION.encrypt(value, opts)
-            if opts.query_type is None and not isinstance(ciphertext, Binary):
-                raise AssertionError(f"encrypt returned {type(ciphertext).__name__}")
-    except OverflowError:
-        if overflow and KNOWN.hit("int_option_overflow"):
-            return
-        raise
+    if is_expression:
+        CLIENT_ENCRYPTION.encrypt_expression(value, opts)
+    else:
+        ciphertext = CLIENT_ENCRYPTION.encrypt(value, opts)
+        if opts.query_type is None and not isinstance(ciphertext, Binary):
+            raise AssertionError(f"encrypt returned {type(ciphertext).__name__}")
 
 
 def TestOneInput(data: bytes) -> None:

@@ -25,12 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    SPEC_LOCAL_KEY,
     KnownBugs,
-    MongoClient,
     aborts_old_fle2_parser,
     check_live_contexts,
     instrumented,
+    local_explicit_targets,
     local_key_document,
     run,
     typed_errors,
@@ -40,21 +39,11 @@ with instrumented():
     import bson
     from bson import Binary
 
-    from mongocrypt import ClientEncryption
-    from mongocrypt.engine import ExplicitEncrypter, MongoCryptOptions
     from mongocrypt.engine.native import live_objects
-    from mongocrypt.io.memory import InMemoryIO
 
 KEY = local_key_document()
 KEY_ID = bytes(KEY["_id"])
-PROVIDERS = {"local": {"key": SPEC_LOCAL_KEY}}
-
-_io = InMemoryIO()
-_io.keys.append(bson.encode(KEY))
-ENGINE = ExplicitEncrypter(_io, MongoCryptOptions(PROVIDERS, bypass_encryption=True))
-CLIENT_ENCRYPTION = ClientEncryption(
-    PROVIDERS, "keyvault.datakeys", MongoClient([bson.encode(KEY)])
-)
+ENGINE, CLIENT_ENCRYPTION = local_explicit_targets(KEY)
 TYPED = typed_errors()
 KNOWN = KnownBugs("fle2_parse_abort_1_13")
 BASELINE = live_objects()["contexts"]
