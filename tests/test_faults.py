@@ -620,15 +620,6 @@ def test_azure_imds_failure_is_not_cached(make: Any, kms_setup: Any, imds: FakeS
     assert ce.create_data_key("azure", DataKeyOpts(kms_setup.master_keys["azure"])).subtype == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: timeout_ms does not bound on-demand credential fetching: "
-    "ClientEncryption(timeout_ms=1000) waits the credential source's fixed 10 s "
-    "(client_encryption.py builds OnDemandCredentials(self._aws_provider) with the default "
-    "timeout, and io/credentials.py ignores the CSOT deadline), then raises CredentialsError "
-    "instead of MongoCryptTimeoutError after ~1 s",
-)
 def test_azure_imds_slow_reply_is_bounded_by_timeout_ms(
     make: Any, kms_setup: Any, imds: FakeServer, vault: Any
 ) -> None:

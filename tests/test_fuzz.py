@@ -107,7 +107,6 @@ def test_harness_survives_its_inputs(fuzz_results: dict[str, Any], harness: str)
 
 @needs_atheris
 def test_analyzer_harness(fuzz_results: dict[str, Any]) -> None:
-    """Skipped while mongocrypt.analysis.analyze does not exist (it is being written)."""
     _check(fuzz_results, "analyzer")
 
 
@@ -245,10 +244,8 @@ def test_javascript_code_with_nul_is_refused(
 
 
 def _analyze() -> Any:
-    try:
-        from mongocrypt.analysis import analyze
-    except ImportError:
-        pytest.skip("mongocrypt.analysis.analyze is not available yet (being written)")
+    from mongocrypt.analysis import analyze
+
     return analyze
 
 

@@ -366,7 +366,22 @@ def test_prose_26_custom_aws_credentials(
 
 
 def test_prose_26_custom_aws_credentials_with_auto_encryption_opts() -> None:
-    pytest.skip("case 3 concerns AutoEncryptionOpts (mongocrypt's automatic encryption, issue 5)")
+    """Case 3: AutoEncryptionOpts refuses a credential provider next to configured aws settings."""
+    from mongocrypt.auto_encryption import AutoEncryptionOpts
+
+    def provider() -> dict[str, str]:
+        raise AssertionError("never called")
+
+    with pytest.raises(ValueError, match="requires kms_providers\\['aws'\\] to be empty"):
+        AutoEncryptionOpts(
+            {"aws": {"accessKeyId": "a", "secretAccessKey": "b"}},
+            "keyvault.datakeys",
+            credential_providers={"aws": provider},
+        )
+    opts = AutoEncryptionOpts(
+        {"aws": {}}, "keyvault.datakeys", credential_providers={"aws": provider}
+    )
+    assert opts.credential_providers is not None
 
 
 def test_prose_28_kms_connect_callback(
@@ -405,22 +420,20 @@ def test_prose_28_kms_connect_callback(
         proxy.close()
 
 
-@pytest.mark.parametrize("number", [3, 4, 5, 8, 9, 12, 14, 19, 20, 21, 22, 23, 25, 27])
+@pytest.mark.parametrize("number", [3, 5, 8, 12, 19, 20, 21, 22, 23, 25, 27])
 def test_prose_needing_automatic_encryption_or_a_real_server(number: int) -> None:
+    """Prose 4, 9 and 14 run in tests/test_prose_auto_encryption.py."""
     reasons = {
-        3: "external key vault: its steps encrypt automatically and authenticate (issue 5)",
-        4: "BSON size limits: automatic encryption (issue 5)",
-        5: "views are prohibited: automatic encryption (issue 5)",
-        8: "bypass spawning mongocryptd: mongocryptd / crypt_shared (issue 5)",
-        9: "deadlock tests: automatic encryption internal clients (issue 5)",
+        3: "external key vault: a key-vault server that authenticates (the bad-credentials step)",
+        5: "views are prohibited: a server whose listCollections reports views",
+        8: "bypass spawning mongocryptd: the mongocryptd and crypt_shared binaries",
         12: "explicit encryption with Indexed: a mongod >= 7.0 with Queryable Encryption",
-        14: "decryption events: automatic decryption with a failCommand fail point (issue 5)",
         19: "Azure IMDS integration: a real Azure VM",
-        20: "crypt_shared (issue 5)",
+        20: "a crypt_shared library",
         21: "automatic data encryption keys: a mongod >= 7.0 accepting encryptedFields",
         22: "range explicit encryption: a mongod >= 8.0 with Queryable Encryption",
         23: "range defaults: a mongod >= 8.0 with Queryable Encryption",
-        25: "$lookup: automatic encryption (issue 5/6) and mongod >= 8.1",
+        25: "$lookup: a mongod >= 8.1",
         27: "string explicit encryption: a mongod >= 8.2 with Queryable Encryption text search",
     }
     pytest.skip(f"prose {number} needs {reasons[number]}")

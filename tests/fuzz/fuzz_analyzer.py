@@ -57,7 +57,7 @@ with instrumented():
     analyze: Optional[Callable[[dict[str, Any]], Any]]
     try:
         from mongocrypt.analysis import analyze
-    except ImportError as exc:  # the analyzer is being written in another issue
+    except ImportError as exc:  # a build without the analyzer
         analyze, UNAVAILABLE = None, f"mongocrypt.analysis.analyze is not available: {exc}"
 
 KEY_A = Binary(bytes(range(16)), 4)

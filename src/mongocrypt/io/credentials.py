@@ -54,8 +54,9 @@ from typing import Any, Callable, Optional, TypeVar, Union
 from urllib.parse import quote
 
 import httpx
+from pymongo import _csot
 
-from mongocrypt.errors import CredentialsError, redact
+from mongocrypt.errors import CredentialsError, MongoCryptTimeoutError, redact
 
 __all__ = ["AwsCredentialProvider", "CredentialEndpoints", "OnDemandCredentials"]
 
@@ -324,6 +325,28 @@ def _timed_out(request: _HttpRequest, timeout: float, cause: BaseException) -> _
     )
 
 
+def _exchange_limit(timeout: float) -> tuple[float, bool]:
+    """Seconds one exchange may take: ``timeout`` capped by the operation's CSOT budget.
+
+    :returns: the limit, and whether the budget (not ``timeout``) set it.
+    :raises MongoCryptTimeoutError: the budget has already run out.
+    """
+    remaining = _csot.remaining()
+    if remaining is None or remaining >= timeout:
+        return timeout, False
+    if remaining <= 0:
+        raise MongoCryptTimeoutError(
+            "the operation's time budget ran out before fetching credentials"
+        )
+    return remaining, True
+
+
+def _budget_ran_out(request: _HttpRequest) -> MongoCryptTimeoutError:
+    return MongoCryptTimeoutError(
+        f"the operation's time budget ran out waiting for {request.source} at {request.url}"
+    )
+
+
 def _transport_failed(request: _HttpRequest, exc: BaseException) -> _Failure:
     return _Failure(
         f"request to {request.source} at {request.url} failed: {type(exc).__name__}: {exc}", exc
@@ -408,11 +431,16 @@ class _SyncRunner:
             self._clients[request.trust_env] = client
         # httpx limits each read, not the whole exchange: the deadline is checked between reads,
         # so a peer that stalls just before it is cut off by the per-read limit (one more timeout).
-        deadline = time.monotonic() + self._timeout
+        limit, by_budget = _exchange_limit(self._timeout)
+        deadline = time.monotonic() + limit
         body = _Body(request)
         try:
             with client.stream(
-                request.method, request.url, headers=request.headers, data=request.form
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.form,
+                timeout=limit,
             ) as response:
                 for chunk in response.iter_bytes():
                     body.add(chunk)
@@ -422,6 +450,8 @@ class _SyncRunner:
                     raise httpx.ReadTimeout("the reply took too long", request=response.request)
                 return body.reply(response.status_code)
         except httpx.TimeoutException as exc:
+            if by_budget:
+                raise _budget_ran_out(request) from exc
             raise _timed_out(request, self._timeout, exc) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _transport_failed(request, exc) from None
@@ -477,11 +507,12 @@ class _AsyncRunner:
                 httpx.AsyncClient, timeout=self._timeout, trust_env=request.trust_env
             )
             self._clients[request.trust_env] = client
+        limit, by_budget = _exchange_limit(self._timeout)
         try:
-            return await asyncio.wait_for(self._exchange(client, request), self._timeout)
-        except httpx.TimeoutException as exc:
-            raise _timed_out(request, self._timeout, exc) from None
-        except asyncio.TimeoutError as exc:
+            return await asyncio.wait_for(self._exchange(client, request), limit)
+        except (httpx.TimeoutException, asyncio.TimeoutError) as exc:
+            if by_budget:
+                raise _budget_ran_out(request) from exc
             raise _timed_out(request, self._timeout, exc) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _transport_failed(request, exc) from None
