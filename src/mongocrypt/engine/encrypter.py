@@ -154,10 +154,10 @@ _CODE_TYPES = (0x0D, 0x0F)
 
 def _refuse_code_with_nul(value: BufferLike) -> None:
     """Refuse ``{"v": Code}`` whose code holds a NUL: libmongocrypt would cut it there."""
-    head = memoryview(value)[:5]
-    if len(head) < 5 or head[4] not in _CODE_TYPES:
+    view = value if type(value) is bytes else memoryview(value)  # no view on the hot path
+    if len(view) < 5 or view[4] not in _CODE_TYPES:
         return
-    data = bytes(value)
+    data = bytes(view)
     start = data.find(b"\x00", 5) + 1 + (4 if data[4] == 0x0F else 0)
     length = int.from_bytes(data[start : start + 4], "little")
     if b"\x00" in data[start + 4 : start + 3 + length]:

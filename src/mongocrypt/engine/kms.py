@@ -23,14 +23,13 @@ _HEADERS_END = b"\r\n\r\n"
 _CONTENT_LENGTH = re.compile(rb"^content-length:\s*([0-9]+)\s*$", re.IGNORECASE | re.MULTILINE)
 
 
-def _check_gcp_reply(reply: bytes) -> None:
-    """Refuse a complete GCP reply whose key field is not base64.
+def _check_gcp_reply(head: bytes, body: bytes) -> None:
+    """Refuse a complete GCP reply (``head``, ``body``) whose key field is not base64.
 
     libmongocrypt (1.13 to 1.21 at least) reads an uninitialised length when a GCP
     ``ciphertext`` or ``plaintext`` fails to decode, which can abort the process; this check
     turns that reply into an error before it reaches the native parser.
     """
-    head, _, body = reply.partition(_HEADERS_END)
     if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
         return
     try:
@@ -59,11 +58,11 @@ class _ReplyGuard:
         self._seen = bytearray()
 
     def before_feed(self, data: BufferLike) -> None:
-        self._seen += bytes(data)
+        self._seen += data
         head, found, body = bytes(self._seen).partition(_HEADERS_END)
         length = _CONTENT_LENGTH.search(head) if found else None
         if length is not None and len(body) >= int(length.group(1)):
-            _check_gcp_reply(bytes(self._seen))
+            _check_gcp_reply(head, body)
 
 
 class KmsContext:
