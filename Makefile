@@ -14,11 +14,11 @@ DROPIN_TESTS := tests/test_facade.py tests/test_pymongo_dropin.py tests/test_pym
 BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/*.h bindings/shims/*.c) \
 	src/mongocrypt/_version.py
 
-.PHONY: demo test build lint docs bench pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \
+.PHONY: demo test build lint gen gen-check docs bench pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \
 	test-sdist deps vendor fuzz-long leaks-long clean
 
 demo: build
-	$(PY) -m mongocrypt.demo
+	$(PY) examples/demo.py
 
 test: build lint docs pytest test-fallback test-pymongo-oldest test-wheel test-sdist
 
@@ -45,10 +45,21 @@ $(VENV)/.built: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
 	$(PY) -m pip install -q -e '.[test,docs]' 'pymongo==$(PYMONGO_CURRENT)'
 	touch $@
 
-lint: build
-	$(VENV)/bin/ruff check src tests docs/_hooks bench build_ffi.py setup.py vendor/fetch.py
-	$(VENV)/bin/ruff format --check src tests docs/_hooks bench build_ffi.py setup.py vendor/fetch.py
+LINT_PATHS := src tests docs/_hooks bench examples tools build_ffi.py setup.py vendor/fetch.py
+
+lint: build gen-check
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/vulture
+
+# The synchronous modules are generated from their asyncio sources (tools/gen_sync.py lists them).
+gen:
+	$(PYTHON) tools/gen_sync.py
+
+# Fails when a generated module is stale; needs no build.
+gen-check:
+	$(PYTHON) tools/gen_sync.py --check
 
 # The documentation site (build/site), warnings as errors; its examples run in tests/test_docs.py.
 docs: build

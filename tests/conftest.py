@@ -12,7 +12,8 @@ import bson
 import pytest
 from bson import json_util
 
-from mongocrypt.engine import ExplicitEncrypter, MongoCryptOptions
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import MongoCryptOptions
 from mongocrypt.io.memory import InMemoryIO
 
 # The real peers (server, KMS emulators) for the integration suites.

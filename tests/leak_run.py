@@ -36,7 +36,8 @@ from typing import Any, Callable  # noqa: E402
 
 import bson  # noqa: E402
 
-from mongocrypt.engine import ExplicitEncrypter, MongoCryptOptions  # noqa: E402
+from mongocrypt.dropin.synchronous import ExplicitEncrypter  # noqa: E402
+from mongocrypt.engine import MongoCryptOptions  # noqa: E402
 from mongocrypt.engine.native import live_objects  # noqa: E402
 from mongocrypt.io.memory import InMemoryIO  # noqa: E402
 

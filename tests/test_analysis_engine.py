@@ -16,12 +16,8 @@ from bson.decimal128 import Decimal128
 from bson.int64 import Int64
 
 from mongocrypt.analysis import mark_command
-from mongocrypt.engine import (
-    AutoEncrypter,
-    ExplicitEncrypter,
-    MongoCryptOptions,
-    has_string_algorithm,
-)
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import AutoEncrypter, MongoCryptOptions, has_string_algorithm
 from mongocrypt.io.memory import InMemoryIO
 
 DETERMINISTIC = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"

@@ -38,13 +38,8 @@ from mongocrypt import (
     RewrapManyDataKeyOpts,
 )
 from mongocrypt.auto_encryption import AutoEncryptionOpts
-from mongocrypt.engine import (
-    AutoEncrypter,
-    ExplicitEncrypter,
-    ExplicitEncryptOptions,
-    MongoCrypt,
-    MongoCryptOptions,
-)
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import AutoEncrypter, ExplicitEncryptOptions, MongoCrypt, MongoCryptOptions
 from mongocrypt.engine.native import live_objects
 from mongocrypt.io.memory import InMemoryIO
 
@@ -405,7 +400,8 @@ import bson, pymongo
 from mongocrypt import (Algorithm, AsyncClientEncryption, ClientEncryption, DataKeyOpts,
                         EncryptOpts, RewrapManyDataKeyOpts)
 from mongocrypt.auto_encryption import AutoEncryptionOpts
-from mongocrypt.engine import ExplicitEncrypter, ExplicitEncryptOptions, MongoCryptOptions
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import ExplicitEncryptOptions, MongoCryptOptions
 from mongocrypt.io.memory import InMemoryIO
 
 settings = json.loads(sys.argv[1])
@@ -474,7 +470,8 @@ def test_interpreter_shutdown_mid_kms_request(tmp_path: Path, black_hole: str) -
         textwrap.dedent(
             f"""
             import threading, time
-            from mongocrypt.engine import ExplicitEncrypter, MongoCryptOptions
+            from mongocrypt.dropin.synchronous import ExplicitEncrypter
+            from mongocrypt.engine import MongoCryptOptions
             from mongocrypt.io.kms import KmsTransport
             from mongocrypt.io.memory import InMemoryIO
 

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import DETERMINISTIC, RANDOM, SPEC_LOCAL_KEY, load_json, unv, v
 from mongocrypt import MongoCryptError
-from mongocrypt.engine import ExplicitEncrypter, MongoCryptOptions
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import MongoCryptOptions
 from mongocrypt.io.memory import InMemoryIO
 
 CORPUS = load_json("spec-corpus/corpus.json")

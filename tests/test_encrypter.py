@@ -13,13 +13,10 @@ import pytest
 
 from conftest import DETERMINISTIC, RANDOM, unv, v
 from mongocrypt import MongoCryptError, has_string_algorithm
-from mongocrypt.engine import (
-    AsyncExplicitEncrypter,
-    AsyncMongoCryptCallback,
-    ExplicitEncrypter,
-    KmsContext,
-    MongoCryptOptions,
-)
+from mongocrypt.dropin.asynchronous import AsyncExplicitEncrypter
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import AsyncMongoCryptCallback, KmsContext, MongoCryptOptions
+from mongocrypt.errors import MongoCryptClosedError
 from mongocrypt.io.memory import InMemoryIO
 
 RANGE_INT = bson.encode({"min": 0, "max": 200, "sparsity": bson.Int64(1), "trimFactor": 1})
@@ -257,11 +254,16 @@ def test_rewrap_master_key_needs_a_provider(encrypter: ExplicitEncrypter) -> Non
         encrypter.rewrap_many_data_key({}, master_key={"key": "x"})
 
 
-def test_close_closes_the_callback(encrypter: ExplicitEncrypter, memory_io: InMemoryIO) -> None:
+def test_close_releases_the_handle_and_leaves_the_callback(
+    encrypter: ExplicitEncrypter, memory_io: InMemoryIO
+) -> None:
+    """As pymongocrypt's explicit encrypter, sync and async alike: pymongo closes its I/O itself."""
     closed = []
     memory_io.close = lambda: closed.append(True)  # type: ignore[method-assign]
     encrypter.close()
-    assert closed == [True]
+    assert closed == []
+    with pytest.raises(MongoCryptClosedError):
+        encrypter.decrypt(bson.encode({"v": bson.Binary(b"\x01" * 40, 6)}))
 
 
 class AsyncMemoryIO(AsyncMongoCryptCallback):

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import DETERMINISTIC, RANDOM, unv, v
 from mongocrypt import MongoCryptError
-from mongocrypt.engine import ExplicitEncrypter, MongoCrypt, MongoCryptOptions
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import MongoCrypt, MongoCryptOptions
 from mongocrypt.engine.binary import BinaryView
 from mongocrypt.errors import MongoCryptClosedError, MongoCryptKmsError
 from mongocrypt.io.memory import InMemoryIO

@@ -14,7 +14,7 @@ import pytest
 
 import pymongocrypt
 from mongocrypt import engine
-from pymongocrypt import _identity
+from mongocrypt.dropin import _identity
 
 #: module -> names pymongo (4.8 through 4.20) imports from it, per pymongo's encryption modules.
 SURFACE = {
@@ -97,8 +97,8 @@ def test_distribution_identity_passes_pymongos_check() -> None:
 
 
 def test_registering_twice_is_harmless() -> None:
-    _identity.register()
-    _identity.register()
+    _identity.register_facade()
+    _identity.register_facade()
     assert sys.meta_path.count(_identity.FacadeFinder) == 1
 
 

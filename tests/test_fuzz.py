@@ -29,12 +29,8 @@ from bson import Binary, Code
 
 from conftest import DETERMINISTIC, RANDOM, v
 from mongocrypt import ClientEncryption, EncryptOpts, MongoCryptError, RangeOpts, StringOpts
-from mongocrypt.engine import (
-    ExplicitEncrypter,
-    MongoCrypt,
-    MongoCryptOptions,
-    libmongocrypt_version,
-)
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import MongoCrypt, MongoCryptOptions, libmongocrypt_version
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = ROOT / "tests" / "fuzz"
@@ -128,7 +124,8 @@ def test_every_harness_has_a_corpus() -> None:
 
 _EMPTY_BUFFER_SCRIPT = """
 import os
-from mongocrypt.engine import AutoEncrypter, ExplicitEncrypter, MongoCrypt, MongoCryptOptions
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import AutoEncrypter, MongoCrypt, MongoCryptOptions
 from mongocrypt.io.memory import InMemoryIO
 providers = {"local": {"key": os.urandom(96)}}
 auto = AutoEncrypter(InMemoryIO(), MongoCryptOptions(providers, crypt_shared_lib_search_paths=[]))
@@ -336,7 +333,8 @@ import base64, json, sys
 from bson import json_util
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from mongocrypt.engine import ExplicitEncrypter, MongoCryptOptions
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import MongoCryptOptions
 from mongocrypt.io.memory import InMemoryIO
 import bson
 

@@ -81,7 +81,7 @@ def test_closed_handle_refuses_new_contexts() -> None:
 
 def test_open_context_outlives_its_closed_handle(local_key: bytes) -> None:
     """Closing the handle while a context is open must not free memory the context uses."""
-    from mongocrypt.engine import ExplicitEncrypter
+    from mongocrypt.dropin.synchronous import ExplicitEncrypter
     from mongocrypt.io.memory import InMemoryIO
 
     io = InMemoryIO()

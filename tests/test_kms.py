@@ -25,7 +25,8 @@ from conftest import (
 )
 from kmip_ttlv import FakeKmipServer
 from mongocrypt import MongoCryptKmsError, has_kms_in_place_retry
-from mongocrypt.engine import ExplicitEncrypter, KmsContext, MongoCryptOptions
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import KmsContext, MongoCryptOptions
 from mongocrypt.io.memory import InMemoryIO
 
 AWS_KEY = "libmongocrypt/keys/12345678123498761234123456789012-aws-document.json"

@@ -37,9 +37,9 @@ from mongocrypt import (
     MongoCryptKmsError,
 )
 from mongocrypt.auto_encryption import AutoEncryptionOpts
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
 from mongocrypt.engine import (
     AutoEncrypter,
-    ExplicitEncrypter,
     ExplicitEncryptOptions,
     KmsContext,
     MongoCrypt,

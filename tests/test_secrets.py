@@ -47,13 +47,8 @@ from mongocrypt import (
     has_string_algorithm,
 )
 from mongocrypt.auto_encryption import AutoEncryptionOpts
-from mongocrypt.engine import (
-    DataKeyOptions,
-    ExplicitEncrypter,
-    ExplicitEncryptOptions,
-    MongoCrypt,
-    MongoCryptOptions,
-)
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import DataKeyOptions, ExplicitEncryptOptions, MongoCrypt, MongoCryptOptions
 from mongocrypt.errors import redact
 from mongocrypt.events import EncryptionEventListener
 from mongocrypt.io import credentials

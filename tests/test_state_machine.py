@@ -12,10 +12,10 @@ import pytest
 
 from conftest import RecordingIO, load_http_reply, load_json
 from mongocrypt import MongoCryptError
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
 from mongocrypt.engine import (
     AsyncAutoEncrypter,
     AutoEncrypter,
-    ExplicitEncrypter,
     MongoCrypt,
     MongoCryptOptions,
     State,

@@ -29,7 +29,8 @@ import pytest
 from pymongo import MongoClient
 
 from conftest import DATA, load_http_reply
-from mongocrypt.engine import ExplicitEncrypter, MongoCryptOptions
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
+from mongocrypt.engine import MongoCryptOptions
 from mongocrypt.io.memory import InMemoryIO
 from unified.runner import Runner, ServerInfo, descriptions, load
 from unified.skips import AUTO_SKIPS, AUTO_XFAILS, VALIDATOR_INDEPENDENT

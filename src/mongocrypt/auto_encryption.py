@@ -23,21 +23,24 @@ For unchanged code that builds pymongo's own ``AutoEncryptionOpts``, the environ
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
 from pymongo.encryption_options import AutoEncryptionOpts as _PymongoAutoEncryptionOpts
 
-from mongocrypt.engine import AsyncMongoCryptCallback, KmsContext, MongoCryptCallback
+from mongocrypt import _env
 from mongocrypt.events import EncryptionEventListener, EventPublisher
-from mongocrypt.io.credentials import AwsCredentialProvider, OnDemandCredentials
-from mongocrypt.io.kms import AsyncKmsTransport, KmsTransport
-from mongocrypt.io.pymongo_io import KeyVaultOperation
+from mongocrypt.io.credentials import AwsCredentialProvider
 
-__all__ = ["QUERY_ANALYSIS_MODES", "AutoEncryptionOpts", "route_io"]
+__all__ = [
+    "QUERY_ANALYSIS_MODES",
+    "AutoEncryptionOpts",
+    "embedded_marker",
+    "kms_connect_callback",
+    "query_analysis_mode",
+]
 
 QUERY_ANALYSIS_MODES = ("auto", "mongocryptd", "crypt_shared", "embedded", "none")
-ENV_QUERY_ANALYSIS = "MONGOCRYPT_QUERY_ANALYSIS"
 
 
 class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
@@ -116,137 +119,38 @@ class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
             raise TypeError(
                 f"kms_connect_callback must be callable, not {type(kms_connect_callback).__name__}"
             )
-        from mongocrypt.client_encryption import _aws_provider
+        from mongocrypt._client_encryption import checked_credential_providers
 
-        self.credential_providers = _aws_provider(credential_providers, kms_providers)
+        self.credential_providers = checked_credential_providers(
+            credential_providers, kms_providers
+        )
         self.kms_connect_callback = kms_connect_callback
         self.events = EventPublisher(event_listeners)
         self.query_analysis = query_analysis
 
 
-def _mode(opts: Any) -> str:
+def query_analysis_mode(opts: Any) -> str:
+    """The query-analysis mode of ours or of pymongo's own options (then from the environment)."""
     if isinstance(opts, AutoEncryptionOpts):
         return opts.query_analysis
-    mode = os.environ.get(ENV_QUERY_ANALYSIS, "auto")
+    mode = os.environ.get(_env.QUERY_ANALYSIS, "auto")
     if mode not in QUERY_ANALYSIS_MODES:
         raise ValueError(
-            f"{ENV_QUERY_ANALYSIS} must be one of {', '.join(QUERY_ANALYSIS_MODES)}, not {mode!r}"
+            f"{_env.QUERY_ANALYSIS} must be one of {', '.join(QUERY_ANALYSIS_MODES)}, not {mode!r}"
         )
     return mode
 
 
-def _connect_callback(opts: Any) -> Optional[Callable[..., Any]]:
+def kms_connect_callback(opts: Any) -> Optional[Callable[..., Any]]:
     """Ours, or pymongo's own (>= 4.19): its context has the same host/port/timeout fields."""
     if isinstance(opts, AutoEncryptionOpts):
         return opts.kms_connect_callback
     return getattr(opts, "_kms_connect_callback", None)
 
 
-def _embedded_marker() -> Callable[[str, bytes], bytes]:
+def embedded_marker() -> Callable[[str, bytes], bytes]:
+    """The in-process analyzer's marking function."""
     from mongocrypt import analysis
 
     marker: Callable[[str, bytes], bytes] = analysis.mark_command
     return marker
-
-
-class RoutedIO(MongoCryptCallback):
-    """pymongo's synchronous I/O object, with mongocrypt's KMS, credentials, events and analyzer."""
-
-    def __init__(self, pymongo_io: Any, opts: Any) -> None:
-        self.inner = pymongo_io
-        ours = isinstance(opts, AutoEncryptionOpts)
-        self.events = opts.events if ours else EventPublisher()
-        self.kms = KmsTransport(
-            getattr(opts, "_kms_tls_options", None), _connect_callback(opts), self.events
-        )
-        self.credentials = OnDemandCredentials(opts.credential_providers if ours else None)
-        self.marker = _embedded_marker() if _mode(opts) == "embedded" else None
-        self.namespace = getattr(opts, "_key_vault_namespace", "")
-
-    def kms_request(self, kms_context: KmsContext) -> None:
-        self.kms.service([kms_context])
-
-    def kms_requests(self, kms_contexts: Sequence[KmsContext]) -> None:
-        self.kms.service(kms_contexts)
-
-    def collection_info(self, database: str, filter: bytes) -> Any:
-        return self.inner.collection_info(database, filter)
-
-    def mark_command(self, database: str, cmd: bytes) -> Any:
-        if self.marker is not None:
-            return self.marker(database, cmd)
-        return self.inner.mark_command(database, cmd)
-
-    def fetch_keys(self, filter: bytes) -> Iterator[bytes]:
-        with KeyVaultOperation(self.events, "find", self.namespace) as op:
-            keys = [bytes(key) for key in self.inner.fetch_keys(filter)]
-            op.count = len(keys)
-        return iter(keys)
-
-    def insert_data_key(self, data_key: bytes) -> Any:
-        return self.inner.insert_data_key(data_key)
-
-    def bson_encode(self, doc: Mapping[str, Any]) -> bytes:
-        return self.inner.bson_encode(doc)  # type: ignore[no-any-return]
-
-    def fetch_kms_credentials(self, providers: Sequence[str]) -> Mapping[str, Any]:
-        return self.credentials.fetch(providers)
-
-    def close(self) -> None:
-        self.kms.close()
-        self.inner.close()
-
-
-class AsyncRoutedIO(AsyncMongoCryptCallback):
-    """:class:`RoutedIO` for pymongo's asyncio I/O object."""
-
-    def __init__(self, pymongo_io: Any, opts: Any) -> None:
-        self.inner = pymongo_io
-        ours = isinstance(opts, AutoEncryptionOpts)
-        self.events = opts.events if ours else EventPublisher()
-        self.kms = AsyncKmsTransport(
-            getattr(opts, "_kms_tls_options", None), _connect_callback(opts), self.events
-        )
-        self.credentials = OnDemandCredentials(opts.credential_providers if ours else None)
-        self.marker = _embedded_marker() if _mode(opts) == "embedded" else None
-        self.namespace = getattr(opts, "_key_vault_namespace", "")
-
-    async def kms_request(self, kms_context: KmsContext) -> None:
-        await self.kms.service([kms_context])
-
-    async def kms_requests(self, kms_contexts: Sequence[KmsContext]) -> None:
-        await self.kms.service(kms_contexts)
-
-    async def collection_info(self, database: str, filter: bytes) -> Any:
-        return await self.inner.collection_info(database, filter)
-
-    async def mark_command(self, database: str, cmd: bytes) -> Any:
-        if self.marker is not None:
-            return self.marker(database, cmd)
-        return await self.inner.mark_command(database, cmd)
-
-    async def fetch_keys(self, filter: bytes) -> AsyncIterator[bytes]:
-        with KeyVaultOperation(self.events, "find", self.namespace) as op:
-            keys = [bytes(key) async for key in self.inner.fetch_keys(filter)]
-            op.count = len(keys)
-        for key in keys:
-            yield key
-
-    async def insert_data_key(self, data_key: bytes) -> Any:
-        return await self.inner.insert_data_key(data_key)
-
-    def bson_encode(self, doc: Mapping[str, Any]) -> bytes:
-        return self.inner.bson_encode(doc)  # type: ignore[no-any-return]
-
-    async def fetch_kms_credentials(self, providers: Sequence[str]) -> Mapping[str, Any]:
-        return await self.credentials.fetch_async(providers)
-
-    async def close(self) -> None:
-        self.kms.close()
-        await self.inner.close()
-
-
-def route_io(pymongo_io: Any, *, is_async: bool) -> Any:
-    """Wrap pymongo's automatic-encryption I/O object so mongocrypt does the encryption I/O."""
-    opts = getattr(pymongo_io, "opts", None)
-    return AsyncRoutedIO(pymongo_io, opts) if is_async else RoutedIO(pymongo_io, opts)

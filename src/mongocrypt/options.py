@@ -11,8 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
+import bson
 from bson import Binary, Int64
 from bson.binary import UUID_SUBTYPE
+
+from mongocrypt.engine.options import DataKeyOptions, ExplicitEncryptOptions, check_data_key_fields
 
 __all__ = [
     "Algorithm",
@@ -95,14 +98,13 @@ class DataKeyOpts:
     key_material: Optional[bytes] = None
 
     def __post_init__(self) -> None:
-        if self.master_key is not None:
-            _check(self.master_key, Mapping, "master_key")
-        if isinstance(self.key_alt_names, str) or not all(
-            isinstance(n, str) for n in self.key_alt_names
-        ):
-            raise TypeError("key_alt_names must be a sequence of str")
-        if self.key_material is not None:
-            _check(self.key_material, (bytes, bytearray), "key_material")
+        check_data_key_fields(self.master_key, self.key_alt_names, self.key_material)
+
+    def engine_options(self, kms_provider: str) -> DataKeyOptions:
+        """These options as the engine takes them, for a key wrapped by ``kms_provider``."""
+        return DataKeyOptions(
+            kms_provider, self.master_key, tuple(self.key_alt_names), self.key_material
+        )
 
     def __repr__(self) -> str:
         material = None if self.key_material is None else "<redacted>"
@@ -233,6 +235,22 @@ class EncryptOpts:
             _check(self.range_opts, RangeOpts, "range_opts")
         if self.string_opts is not None:
             _check(self.string_opts, StringOpts, "string_opts")
+
+    def engine_options(self, is_expression: bool = False) -> ExplicitEncryptOptions:
+        """These options as the engine takes them (``is_expression`` for ``encrypt_expression``).
+
+        :raises ValueError: or TypeError, as the engine's own checks find.
+        """
+        return ExplicitEncryptOptions(
+            self.algorithm,
+            None if self.key_id is None else bytes(key_id_binary(self.key_id)),
+            self.key_alt_name,
+            self.query_type,
+            self.contention_factor,
+            None if self.range_opts is None else bson.encode(self.range_opts.document),
+            None if self.string_opts is None else bson.encode(self.string_opts.document),
+            is_expression,
+        )
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,8 @@ def local_explicit_targets(key: dict[str, Any]) -> tuple[Any, Any]:
     import bson
 
     from mongocrypt import ClientEncryption
-    from mongocrypt.engine import ExplicitEncrypter, MongoCryptOptions
+    from mongocrypt.dropin.synchronous import ExplicitEncrypter
+    from mongocrypt.engine import MongoCryptOptions
     from mongocrypt.io.memory import InMemoryIO
 
     providers = {"local": {"key": SPEC_LOCAL_KEY}}

@@ -43,12 +43,8 @@ from _common import (
 with instrumented():
     import bson
 
-    from mongocrypt.engine import (
-        ExplicitEncrypter,
-        KmsContext,
-        MongoCryptOptions,
-        libmongocrypt_version,
-    )
+    from mongocrypt.dropin.synchronous import ExplicitEncrypter
+    from mongocrypt.engine import KmsContext, MongoCryptOptions, libmongocrypt_version
     from mongocrypt.engine.native import has_kms_in_place_retry, live_objects
     from mongocrypt.io.memory import InMemoryIO
 

@@ -66,7 +66,8 @@ def recorded(relative: str) -> bytes:
 
 def ciphertexts() -> list[Binary]:
     """Corpus ciphertexts (one per BSON type and algorithm) and fresh ones of every algorithm."""
-    from mongocrypt.engine import ExplicitEncrypter, MongoCryptOptions, has_string_algorithm
+    from mongocrypt.dropin.synchronous import ExplicitEncrypter
+    from mongocrypt.engine import MongoCryptOptions, has_string_algorithm
     from mongocrypt.io.memory import InMemoryIO
 
     found: dict[tuple[str, str], Binary] = {}
@@ -134,7 +135,8 @@ def auto_decrypt(blobs: list[Binary]) -> None:
 
 def kms_reply() -> None:
     from kmip_ttlv import FakeKmipServer
-    from mongocrypt.engine import ExplicitEncrypter, KmsContext, MongoCryptOptions
+    from mongocrypt.dropin.synchronous import ExplicitEncrypter
+    from mongocrypt.engine import KmsContext, MongoCryptOptions
     from mongocrypt.io.memory import InMemoryIO
 
     blob = base64.b64encode(bytes(range(256)) * 2).decode()

@@ -18,6 +18,7 @@ __all__ = [
     "DataKeyOptions",
     "ExplicitEncryptOptions",
     "MongoCryptOptions",
+    "check_data_key_fields",
     "encode_bson",
 ]
 
@@ -154,6 +155,9 @@ class ExplicitEncryptOptions:
     :param range_opts: BSON of the RangeOpts (min, max, sparsity, precision, trimFactor).
     :param string_opts: BSON of the string (text) options.
     :param is_expression: encrypt a range find expression (``encryptExpression``).
+
+    ``fast`` tells whether the one-call native path can do the encryption (key given by id, no
+    Range or String options, not an expression); it is computed, not passed.
     """
 
     algorithm: str
@@ -164,6 +168,7 @@ class ExplicitEncryptOptions:
     range_opts: Optional[bytes] = None
     string_opts: Optional[bytes] = None
     is_expression: bool = False
+    fast: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.algorithm, str):
@@ -191,6 +196,32 @@ class ExplicitEncryptOptions:
             value = getattr(self, name)
             if value is not None and not isinstance(value, (bytes, bytearray, memoryview)):
                 raise TypeError(f"{name} must be BSON bytes, not {type(value).__name__}")
+        if self.key_id is not None:
+            object.__setattr__(self, "key_id", bytes(self.key_id))
+        fast = (
+            self.key_id is not None
+            and self.range_opts is None
+            and self.string_opts is None
+            and not self.is_expression
+        )
+        object.__setattr__(self, "fast", fast)
+
+
+def check_data_key_fields(master_key: object, key_alt_names: object, key_material: object) -> None:
+    """The checks a data key's options share, wherever they are given.
+
+    :raises TypeError: naming the option of the wrong type.
+    """
+    if master_key is not None and not isinstance(master_key, Mapping):
+        raise TypeError(f"master_key must be a mapping, not {type(master_key).__name__}")
+    if (
+        isinstance(key_alt_names, str)
+        or not isinstance(key_alt_names, Sequence)
+        or not all(isinstance(n, str) for n in key_alt_names)
+    ):
+        raise TypeError("key_alt_names must be a sequence of str")
+    if key_material is not None and not isinstance(key_material, (bytes, bytearray)):
+        raise TypeError(f"key_material must be bytes, not {type(key_material).__name__}")
 
 
 @dataclass(frozen=True)
@@ -212,14 +243,7 @@ class DataKeyOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.kms_provider, str):
             raise TypeError(f"kms_provider must be a str, not {type(self.kms_provider).__name__}")
-        if self.master_key is not None and not isinstance(self.master_key, Mapping):
-            raise TypeError(f"master_key must be a mapping, not {type(self.master_key).__name__}")
-        if isinstance(self.key_alt_names, str) or not all(
-            isinstance(n, str) for n in self.key_alt_names
-        ):
-            raise TypeError("key_alt_names must be a sequence of str")
-        if self.key_material is not None and not isinstance(self.key_material, (bytes, bytearray)):
-            raise TypeError(f"key_material must be bytes, not {type(self.key_material).__name__}")
+        check_data_key_fields(self.master_key, self.key_alt_names, self.key_material)
 
     def __repr__(self) -> str:
         # key_material is a secret.

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
-from mongocrypt._conflicts import FACADE_MARKER
+from mongocrypt._conflicts import FACADE_MARKER, check_no_real_pymongocrypt
 from mongocrypt._version import __version__ as mongocrypt_version
 
 API_VERSION = "1.21.0"
@@ -39,7 +39,7 @@ class FacadeDistribution(importlib.metadata.Distribution):
         return _METADATA if filename in ("METADATA", "PKG-INFO") else None
 
     def locate_file(self, path: Any) -> Path:
-        return Path(__file__).parent.parent / str(path)
+        return Path(__file__).parent.parent.parent / str(path)
 
 
 setattr(FacadeDistribution, FACADE_MARKER, True)  # how mongocrypt tells it from the real one
@@ -64,7 +64,9 @@ class FacadeFinder:
             yield FacadeDistribution()
 
 
-def register() -> None:
-    """Make ``importlib.metadata`` see the facade as ``pymongocrypt`` (idempotent)."""
+def register_facade() -> None:
+    """Refuse a real pymongocrypt beside the facade, then make ``importlib.metadata`` see the
+    facade as ``pymongocrypt`` (idempotent)."""
+    check_no_real_pymongocrypt()
     if FacadeFinder not in sys.meta_path:
         sys.meta_path.append(FacadeFinder)

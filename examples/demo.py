@@ -1,7 +1,7 @@
 """A short tour: automatic encryption on a pymongo MongoClient with the embedded analyzer, then
 every algorithm through the engine.
 
-Run it with ``python -m mongocrypt.demo`` (``make demo`` builds everything first). It needs no KMS
+Run it with ``python examples/demo.py`` (``make demo`` builds everything first). It needs no KMS
 and no mongocryptd: the master key is local, random for each run and never printed. The automatic
 encryption part talks to the server ``MONGODB_URI`` names; without one it starts a throwaway
 SecantusDB (a MongoDB-compatible test server, installed with the project's test extras) and stops
@@ -25,7 +25,13 @@ from typing import Any, Optional
 import bson
 
 from mongocrypt import libmongocrypt_version
-from mongocrypt.engine import ExplicitEncrypter, MongoCryptOptions, has_string_algorithm
+from mongocrypt.engine import (
+    DataKeyOptions,
+    ExplicitEncrypter,
+    ExplicitEncryptOptions,
+    MongoCryptOptions,
+    has_string_algorithm,
+)
 from mongocrypt.errors import MongoCryptError
 from mongocrypt.io.memory import InMemoryIO
 
@@ -159,7 +165,7 @@ def main() -> None:
     io = InMemoryIO()
     options = MongoCryptOptions({"local": {"key": os.urandom(96)}}, bypass_encryption=True)
     encrypter = ExplicitEncrypter(io, options)
-    key_id = encrypter.create_data_key("local", key_alt_names=["demo-key"])
+    key_id = encrypter.create_data_key(DataKeyOptions("local", key_alt_names=["demo-key"]))
     print(f"created data key {bson.Binary(key_id, 4).as_uuid()} (alt name 'demo-key')\n")
 
     cases: list[tuple[str, Any, dict[str, Any]]] = [
@@ -196,7 +202,8 @@ def main() -> None:
             )
         )
     for algorithm, value, extra in cases:
-        encrypted = encrypter.encrypt(bson.encode({"v": value}), algorithm, key_id=key_id, **extra)
+        opts = ExplicitEncryptOptions(algorithm, key_id=key_id, **extra)
+        encrypted = encrypter.encrypt(bson.encode({"v": value}), opts)
         ciphertext = bson.decode(encrypted)["v"]
         decrypted = bson.decode(encrypter.decrypt(encrypted))["v"]
         assert decrypted == value, (algorithm, decrypted)
@@ -204,9 +211,11 @@ def main() -> None:
         print(f"{'':>44}  decrypts back to {decrypted!r}")
 
     same = [
-        bson.decode(encrypter.encrypt(bson.encode({"v": "x"}), algorithm, key_alt_name="demo-key"))[
-            "v"
-        ]
+        bson.decode(
+            encrypter.encrypt(
+                bson.encode({"v": "x"}), ExplicitEncryptOptions(algorithm, key_alt_name="demo-key")
+            )
+        )["v"]
         for algorithm in (DETERMINISTIC, DETERMINISTIC, RANDOM, RANDOM)
     ]
     print(f"\nDeterministic: equal inputs give equal ciphertexts: {same[0] == same[1]}")

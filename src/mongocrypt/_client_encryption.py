@@ -1,0 +1,200 @@
+"""What ``ClientEncryption`` and ``AsyncClientEncryption`` share: validation, request building and
+result shaping (the classes themselves only add the I/O)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+import bson
+import pymongo
+from bson import Binary
+from bson.binary import STANDARD
+from bson.codec_options import CodecOptions
+from pymongo.operations import UpdateOne
+
+from mongocrypt.engine import DataKeyOptions, ExplicitEncryptOptions, MongoCryptOptions
+from mongocrypt.events import EncryptionEventListener, EventPublisher
+from mongocrypt.io.credentials import AwsCredentialProvider
+from mongocrypt.io.key_vault import key_vault_collection
+from mongocrypt.options import DataKeyOpts, EncryptOpts, RewrapManyDataKeyOpts
+
+__all__ = ["ClientEncryptionCore", "checked_credential_providers"]
+
+
+class ClientEncryptionCore:
+    """Validation, request building and result shaping shared by the sync and async classes."""
+
+    def __init__(
+        self,
+        kms_providers: Mapping[str, Any],
+        key_vault_namespace: str,
+        key_vault_client: Any,
+        codec_options: Optional[CodecOptions[Any]],
+        key_expiration_ms: Optional[int],
+        credential_providers: Optional[Mapping[str, AwsCredentialProvider]],
+        timeout_ms: Optional[int],
+        event_listeners: Optional[Sequence[EncryptionEventListener]],
+    ) -> None:
+        if (
+            not isinstance(key_vault_namespace, str)
+            or key_vault_namespace.count(".") < 1
+            or (key_vault_namespace.startswith(".") or key_vault_namespace.endswith("."))
+        ):
+            raise ValueError(
+                f"key_vault_namespace must be 'database.collection', not {key_vault_namespace!r}"
+            )
+        if timeout_ms is not None and (
+            isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0
+        ):
+            raise ValueError(f"timeout_ms must be an int >= 0, not {timeout_ms!r}")
+        if codec_options is not None and not isinstance(codec_options, CodecOptions):
+            raise TypeError(
+                f"codec_options must be CodecOptions, not {type(codec_options).__name__}"
+            )
+        self.options = MongoCryptOptions(
+            kms_providers, bypass_encryption=True, key_expiration_ms=key_expiration_ms
+        )
+        self._aws_provider = checked_credential_providers(credential_providers, kms_providers)
+        self.key_vault_namespace = key_vault_namespace
+        database, collection = key_vault_namespace.split(".", 1)
+        self._key_vault = key_vault_collection(key_vault_client[database][collection])
+        self._codec_options = codec_options or CodecOptions(uuid_representation=STANDARD)
+        self._timeout = None if timeout_ms is None else timeout_ms / 1000
+        self._events = EventPublisher(event_listeners)
+
+    def _deadline(self) -> contextlib.AbstractContextManager[Any]:
+        """The client's ``timeout_ms`` for one operation (pymongo's own timeout() otherwise)."""
+        return (
+            pymongo.timeout(self._timeout)
+            if self._timeout is not None
+            else contextlib.nullcontext()
+        )
+
+    def _encode(self, document: Mapping[str, Any]) -> bytes:
+        return bson.encode(document, codec_options=self._codec_options)
+
+    def _value(self, value: Any) -> bytes:
+        return self._encode({"v": value})
+
+    def _unvalue(self, document: bytes) -> Any:
+        return bson.decode(document, codec_options=self._codec_options)["v"]
+
+    @staticmethod
+    def _data_key_options(kms_provider: str, opts: Optional[DataKeyOpts]) -> DataKeyOptions:
+        opts = opts or DataKeyOpts()
+        if not isinstance(opts, DataKeyOpts):
+            raise TypeError(f"opts must be DataKeyOpts, not {type(opts).__name__}")
+        return opts.engine_options(kms_provider)
+
+    @staticmethod
+    def _encrypt_options(opts: EncryptOpts, is_expression: bool) -> ExplicitEncryptOptions:
+        if not isinstance(opts, EncryptOpts):
+            raise TypeError(f"opts must be EncryptOpts, not {type(opts).__name__}")
+        return opts.engine_options(is_expression)
+
+    @staticmethod
+    def _ciphertext(value: Any) -> Binary:
+        if not (isinstance(value, Binary) and value.subtype == 6):
+            raise TypeError(f"value to decrypt must be a bson Binary of subtype 6, not {value!r}")
+        return value
+
+    @staticmethod
+    def _rewrap_target(opts: Optional[RewrapManyDataKeyOpts]) -> tuple[Optional[str], Any]:
+        if opts is None:
+            return None, None
+        if not isinstance(opts, RewrapManyDataKeyOpts):
+            raise TypeError(f"opts must be RewrapManyDataKeyOpts, not {type(opts).__name__}")
+        return opts.provider, opts.master_key
+
+    @staticmethod
+    def _rewrap_updates(result: bytes) -> list[UpdateOne]:
+        return [
+            UpdateOne(
+                {"_id": key["_id"]},
+                {
+                    "$set": {"masterKey": key["masterKey"], "keyMaterial": key["keyMaterial"]},
+                    "$currentDate": {"updateDate": True},
+                },
+            )
+            for key in bson.decode(result)["v"]
+        ]
+
+    @staticmethod
+    def _remove_alt_name_update(name: str) -> list[dict[str, Any]]:
+        """Drop ``name``; when it was the only one, drop the whole field."""
+        return [
+            {
+                "$set": {
+                    "keyAltNames": {
+                        "$cond": [
+                            {"$eq": ["$keyAltNames", [name]]},
+                            "$$REMOVE",
+                            {
+                                "$filter": {
+                                    "input": "$keyAltNames",
+                                    "cond": {"$ne": ["$$this", name]},
+                                }
+                            },
+                        ]
+                    }
+                }
+            }
+        ]
+
+    @staticmethod
+    def _fields_needing_keys(
+        encrypted_fields: Mapping[str, Any],
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        if not isinstance(encrypted_fields, Mapping):
+            raise TypeError(
+                f"encrypted_fields must be a mapping, not {type(encrypted_fields).__name__}"
+            )
+        filled = copy.deepcopy(dict(encrypted_fields))
+        fields = filled.get("fields", [])
+        needing = [f for f in fields if isinstance(f, dict) and f.get("keyId") is None]
+        return filled, needing
+
+
+def _aws_provider(
+    credential_providers: Optional[Mapping[str, Any]], kms_providers: Mapping[str, Any]
+) -> Optional[AwsCredentialProvider]:
+    """The custom AWS credential provider, if any, checked against the spec's rules."""
+    if not credential_providers:
+        return None
+    if not isinstance(credential_providers, Mapping) or set(credential_providers) - {"aws"}:
+        raise ValueError("credential_providers may only hold an 'aws' credential provider")
+    provider = credential_providers.get("aws")
+    if provider is None:
+        return None
+    if not callable(provider):
+        raise TypeError("credential_providers['aws'] must be callable")
+    if kms_providers.get("aws") != {}:
+        raise ValueError(
+            "credential_providers['aws'] requires kms_providers['aws'] to be empty ({}), "
+            "asking for credentials on demand"
+        )
+    return provider  # type: ignore[no-any-return]
+
+
+def checked_credential_providers(
+    credential_providers: Optional[Mapping[str, Any]], kms_providers: Mapping[str, Any]
+) -> Optional[AwsCredentialProvider]:
+    """The custom AWS credential provider, if any, checked against the spec's rules."""
+    if not credential_providers:
+        return None
+    if not isinstance(credential_providers, Mapping) or set(credential_providers) - {"aws"}:
+        raise ValueError("credential_providers may only hold an 'aws' credential provider")
+    provider = credential_providers.get("aws")
+    if provider is None:
+        return None
+    if not callable(provider):
+        raise TypeError("credential_providers['aws'] must be callable")
+    if kms_providers.get("aws") != {}:
+        raise ValueError(
+            "credential_providers['aws'] requires kms_providers['aws'] to be empty ({}), "
+            "asking for credentials on demand"
+        )
+    return provider  # type: ignore[no-any-return]

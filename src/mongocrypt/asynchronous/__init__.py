@@ -1,0 +1,1 @@
+"""mongocrypt's own API with asyncio (the sources of the generated :mod:`..synchronous`)."""

@@ -1,0 +1,216 @@
+"""``AsyncClientEncryption``: the specification's explicit encryption and key management API, on
+mongocrypt's own I/O (concurrent KMS requests, proxies, on-demand credentials, events)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional, Union
+
+from bson import Binary
+from bson.codec_options import CodecOptions
+
+from mongocrypt._client_encryption import ClientEncryptionCore
+from mongocrypt.engine import AsyncExplicitEncrypter
+from mongocrypt.errors import EncryptedCollectionError
+from mongocrypt.events import EncryptionEventListener
+from mongocrypt.io.asynchronous.pymongo_io import AsyncPymongoIO
+from mongocrypt.io.credentials import AwsCredentialProvider, OnDemandCredentials
+from mongocrypt.io.kms import AsyncKmsTransport
+from mongocrypt.options import (
+    DataKeyOpts,
+    EncryptOpts,
+    RewrapManyDataKeyOpts,
+    RewrapManyDataKeyResult,
+    key_id_binary,
+)
+
+__all__ = ["AsyncClientEncryption"]
+
+KeyId = Union[Binary, uuid.UUID]
+
+
+class AsyncClientEncryption(ClientEncryptionCore):
+    """Explicit encryption, decryption and data key management.
+
+    :param kms_providers: provider name -> settings (``{}`` asks for credentials on demand).
+    :param key_vault_namespace: ``"database.collection"`` of the key vault.
+    :param key_vault_client: the pymongo ``AsyncMongoClient`` holding the key vault.
+    :param codec_options: how values are encoded and decoded (default: standard UUIDs).
+    :param kms_tls_options: provider name -> TLS options (``tlsCAFile``,
+        ``tlsCertificateKeyFile``...).
+    :param key_expiration_ms: how long decrypted data keys stay cached (0: for ever).
+    :param credential_providers: ``{"aws": callable}`` returning AWS credentials on demand.
+    :param kms_connect_callback: opens KMS connections (see :mod:`mongocrypt.io.proxy`; a
+        coroutine function with asyncio).
+    :param timeout_ms: bound on every operation, KMS requests included.
+    :param event_listeners: :class:`~mongocrypt.events.EncryptionEventListener` instances.
+    :raises ValueError: or TypeError naming the offending option.
+    """
+
+    def __init__(
+        self,
+        kms_providers: Mapping[str, Any],
+        key_vault_namespace: str,
+        key_vault_client: Any,
+        codec_options: Optional[CodecOptions[Any]] = None,
+        *,
+        kms_tls_options: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        key_expiration_ms: Optional[int] = None,
+        credential_providers: Optional[Mapping[str, AwsCredentialProvider]] = None,
+        kms_connect_callback: Optional[Callable[..., Any]] = None,
+        timeout_ms: Optional[int] = None,
+        event_listeners: Optional[Sequence[EncryptionEventListener]] = None,
+    ) -> None:
+        super().__init__(
+            kms_providers,
+            key_vault_namespace,
+            key_vault_client,
+            codec_options,
+            key_expiration_ms,
+            credential_providers,
+            timeout_ms,
+            event_listeners,
+        )
+        self._io = AsyncPymongoIO(
+            self._key_vault,
+            AsyncKmsTransport(kms_tls_options, kms_connect_callback, self._events),
+            events=self._events,
+            credentials=OnDemandCredentials(self._aws_provider),
+        )
+        self._encrypter = AsyncExplicitEncrypter(self._io, self.options)
+
+    async def __aenter__(self) -> AsyncClientEncryption:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Release the libmongocrypt handle and the KMS threads (the key vault client stays
+        open)."""
+        self._encrypter.close()
+        await self._io.close()
+
+    async def create_data_key(
+        self, kms_provider: str, opts: Optional[DataKeyOpts] = None
+    ) -> Binary:
+        """Create a data key wrapped by ``kms_provider``; returns its id (Binary subtype 4)."""
+        options = self._data_key_options(kms_provider, opts)
+        with self._deadline():
+            key_id = await self._encrypter.create_data_key(options)
+        return key_id_binary(key_id)
+
+    async def encrypt(self, value: Any, opts: EncryptOpts) -> Binary:
+        """Encrypt one BSON value; returns the ciphertext (Binary subtype 6)."""
+        options = self._encrypt_options(opts, False)
+        with self._deadline():
+            result = await self._encrypter.encrypt(self._value(value), options)
+        return self._unvalue(result)  # type: ignore[no-any-return]
+
+    async def encrypt_expression(
+        self, expression: Mapping[str, Any], opts: EncryptOpts
+    ) -> dict[str, Any]:
+        """Encrypt the bounds of a Range query expression (``$and`` of ``$gt``/``$lt`` forms)."""
+        options = self._encrypt_options(opts, True)
+        with self._deadline():
+            result = await self._encrypter.encrypt(self._value(expression), options)
+        return self._unvalue(result)  # type: ignore[no-any-return]
+
+    async def decrypt(self, value: Binary) -> Any:
+        """The plaintext of a ciphertext (no key or algorithm needed)."""
+        ciphertext = self._ciphertext(value)
+        with self._deadline():
+            return self._unvalue(await self._encrypter.decrypt(self._value(ciphertext)))
+
+    async def rewrap_many_data_key(
+        self, filter: Mapping[str, Any], opts: Optional[RewrapManyDataKeyOpts] = None
+    ) -> RewrapManyDataKeyResult:
+        """Re-wrap the matching keys under ``opts``'s master key (or each key's own)."""
+        provider, master_key = self._rewrap_target(opts)
+        with self._deadline():
+            result = await self._encrypter.rewrap_many_data_key(
+                self._encode(filter), provider, master_key
+            )
+            if result is None:
+                return RewrapManyDataKeyResult()
+            with self._io.operation("update") as op:
+                written = await self._key_vault.bulk_write(self._rewrap_updates(result))
+                op.count = written.modified_count
+        return RewrapManyDataKeyResult(written)
+
+    async def delete_key(self, id: KeyId) -> Any:
+        """Delete a data key; returns pymongo's ``DeleteResult``."""
+        with self._deadline(), self._io.operation("delete") as op:
+            result = await self._key_vault.delete_one({"_id": key_id_binary(id, "id")})
+            op.count = result.deleted_count
+        return result
+
+    async def get_key(self, id: KeyId) -> Optional[Any]:
+        """The key document with this id, or None."""
+        with self._deadline(), self._io.operation("find") as op:
+            document = await self._key_vault.find_one({"_id": key_id_binary(id, "id")})
+            op.count = document is not None
+        return document
+
+    def get_keys(self) -> Any:
+        """A cursor over every key document (read concern majority)."""
+        return self._key_vault.find({})
+
+    async def get_key_by_alt_name(self, key_alt_name: str) -> Optional[Any]:
+        """The key document with this alternate name, or None."""
+        with self._deadline(), self._io.operation("find") as op:
+            document = await self._key_vault.find_one({"keyAltNames": key_alt_name})
+            op.count = document is not None
+        return document
+
+    async def add_key_alt_name(self, id: KeyId, key_alt_name: str) -> Optional[Any]:
+        """Add an alternate name; returns the document as it was before, or None.
+
+        :raises KeyVaultError: with code 11000 if another key has that name (unique index).
+        """
+        with self._deadline(), self._io.operation("update") as op:
+            document = await self._key_vault.find_one_and_update(
+                {"_id": key_id_binary(id, "id")}, {"$addToSet": {"keyAltNames": key_alt_name}}
+            )
+            op.count = document is not None
+        return document
+
+    async def remove_key_alt_name(self, id: KeyId, key_alt_name: str) -> Optional[Any]:
+        """Remove an alternate name (the field goes once empty); returns the previous document."""
+        with self._deadline(), self._io.operation("update") as op:
+            document = await self._key_vault.find_one_and_update(
+                {"_id": key_id_binary(id, "id")}, self._remove_alt_name_update(key_alt_name)
+            )
+            op.count = document is not None
+        return document
+
+    async def create_encrypted_collection(
+        self,
+        database: Any,
+        name: str,
+        encrypted_fields: Mapping[str, Any],
+        kms_provider: str,
+        master_key: Optional[Mapping[str, Any]] = None,
+        **create_options: Any,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Create the data keys an encryptedFields document lacks, then the QE collection.
+
+        Existing clients' automatic encryption settings do not change: configure them after.
+
+        :returns: the collection and the encryptedFields with every keyId filled in.
+        :raises EncryptedCollectionError: carrying the encryptedFields filled so far.
+        """
+        filled, needing = self._fields_needing_keys(encrypted_fields)
+        try:
+            for field in needing:
+                field["keyId"] = await self.create_data_key(kms_provider, DataKeyOpts(master_key))
+            with self._deadline():
+                collection = await database.create_collection(
+                    name, encryptedFields=filled, **create_options
+                )
+        except Exception as exc:
+            raise EncryptedCollectionError(
+                f"create_encrypted_collection({name!r}) failed: {exc}", filled
+            ) from exc
+        return collection, filled

@@ -1,0 +1,1 @@
+"""The engine's blocking drivers, generated from :mod:`..asynchronous` by tools/gen_sync.py."""

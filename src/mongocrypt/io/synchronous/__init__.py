@@ -1,0 +1,1 @@
+"""mongocrypt's I/O over pymongo, blocking; generated from :mod:`..asynchronous`."""

@@ -1,0 +1,1 @@
+"""mongocrypt's own API, blocking; generated from :mod:`..asynchronous` by tools/gen_sync.py."""
