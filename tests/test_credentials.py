@@ -16,9 +16,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from mongocrypt.credentials import CredentialEndpoints, OnDemandCredentials, _azure
 from mongocrypt.errors import CredentialsError
-from mongocrypt.io import credentials
-from mongocrypt.io.credentials import CredentialEndpoints, OnDemandCredentials
 from peers.http_fake import FakeServer, Reply
 
 GCP_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
@@ -68,9 +67,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test sees the machine's AWS/GCE variables or another test's cached Azure token."""
     for name in ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    credentials._AZURE_TOKENS.clear()
+    _azure.TOKENS.clear()
     yield
-    credentials._AZURE_TOKENS.clear()
+    _azure.TOKENS.clear()
 
 
 def endpoints_for(server: FakeServer) -> CredentialEndpoints:
@@ -315,7 +314,7 @@ def test_azure_token_is_cached(server: FakeServer) -> None:
     # Another OnDemandCredentials with the same IMDS shares the process-wide cache.
     assert on_demand(server).fetch(["azure"]) == {"azure": {"accessToken": AZURE_TOKEN}}
     assert len(server.received) == 1
-    assert AZURE_TOKEN not in repr(credentials._AZURE_TOKENS)
+    assert AZURE_TOKEN not in repr(_azure.TOKENS)
 
 
 def test_azure_token_expiring_within_a_minute_is_refreshed(server: FakeServer) -> None:
