@@ -33,13 +33,15 @@ Named providers (``"aws:name"``) never get automatic credentials. Every failure 
 :class:`~mongocrypt.errors.CredentialsError`, naming the provider and the URL and quoting the
 reply's status and (truncated) body; secrets in a quoted body are redacted first, and no message,
 repr or log line carries a token or key. Each HTTP exchange must complete, from connecting to the
-last byte of the reply, within ``timeout`` seconds; requests to metadata services ignore proxy
+last byte of the reply, within ``timeout`` seconds (on the blocking path a read already under way
+at that deadline may still take its own ``timeout``); requests to metadata services ignore proxy
 environment variables, the STS request honours them.
 
 The package: ``_steps`` (the sans-I/O step types and reply parsing), one source module per
 provider (``_aws``, ``_gcp``, ``_azure``) with ``_sources`` choosing among them, ``_token_cache``,
-and the runners that perform the steps: ``_async_runner``, written by hand, and ``_sync_runner``,
-generated from it by tools/gen_sync.py.
+``_endpoints`` and ``_on_demand`` (the public classes), and the runners that perform the steps:
+``_async_runner``, written by hand, ``_sync_runner``, generated from it by tools/gen_sync.py, and
+``_bound``, the one step they cannot share.
 """
 
 from mongocrypt.credentials._aws import AwsCredentialProvider

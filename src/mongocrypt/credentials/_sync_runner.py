@@ -3,9 +3,9 @@
 # Change the asyncio source and run `make gen` to regenerate it.
 """The synchronous credential runner: it performs the steps of the sources, provider by provider.
 
-Written once as asyncio code; tools/gen_sync.py derives the synchronous runner from it, so
+Written once as asyncio code, from which tools/gen_sync.py derives the blocking runner: the
 blocking calls (a custom AWS provider, reading a file, building an HTTP client, which loads CA
-files) go through asyncio's ``to_thread``, which becomes a direct call there.
+files) go through asyncio's ``to_thread`` in the one and are direct calls in the other.
 """
 
 from __future__ import annotations
