@@ -16,9 +16,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from mongocrypt.credentials import CredentialEndpoints, OnDemandCredentials, _azure
 from mongocrypt.errors import CredentialsError
-from mongocrypt.io import credentials
-from mongocrypt.io.credentials import CredentialEndpoints, OnDemandCredentials
 from peers.http_fake import FakeServer, Reply
 
 GCP_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
@@ -68,9 +67,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test sees the machine's AWS/GCE variables or another test's cached Azure token."""
     for name in ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    credentials._AZURE_TOKENS.clear()
+    _azure.TOKENS.clear()
     yield
-    credentials._AZURE_TOKENS.clear()
+    _azure.TOKENS.clear()
 
 
 def endpoints_for(server: FakeServer) -> CredentialEndpoints:
@@ -315,7 +314,7 @@ def test_azure_token_is_cached(server: FakeServer) -> None:
     # Another OnDemandCredentials with the same IMDS shares the process-wide cache.
     assert on_demand(server).fetch(["azure"]) == {"azure": {"accessToken": AZURE_TOKEN}}
     assert len(server.received) == 1
-    assert AZURE_TOKEN not in repr(credentials._AZURE_TOKENS)
+    assert AZURE_TOKEN not in repr(_azure.TOKENS)
 
 
 def test_azure_token_expiring_within_a_minute_is_refreshed(server: FakeServer) -> None:
@@ -677,9 +676,31 @@ def test_async_http_does_not_block_the_loop(server: FakeServer) -> None:
     assert ticks >= 10
 
 
-def test_async_azure_slow_response_times_out(server: FakeServer) -> None:
-    server.route("GET", AZURE_PATH, b"{", dribble=0.05)
+@pytest.mark.parametrize(
+    "reply", [Reply(delay=5.0), Reply(body=b"{", dribble=0.05)], ids=["stalled", "dribbling"]
+)
+def test_async_azure_slow_response_times_out(server: FakeServer, reply: Reply) -> None:
+    server.routes[("GET", AZURE_PATH)] = reply
     started = time.monotonic()
-    with pytest.raises(CredentialsError, match=r"within 0\.5 s"):
+    with pytest.raises(CredentialsError, match=r"did not reply in full within 0\.5 s") as raised:
         asyncio.run(on_demand(server, timeout=0.5).fetch_async(["azure"]))
     assert time.monotonic() - started < 1.5
+    assert raised.value.__cause__ is not None
+
+
+@pytest.mark.parametrize(("kind", "limits"), [("sync", 2), ("async", 1)])
+def test_reply_that_dribbles_then_stalls_is_bounded(
+    server: FakeServer, kind: str, limits: int
+) -> None:
+    """The deadline is checked between reads, so a read that starts just before it (here at about
+    0.9 of the 1 s limit) is ended by its own 1 s limit; asyncio can interrupt that read, so the
+    async path ends at the limit itself."""
+    server.routes[("GET", AZURE_PATH)] = Reply(body=b"{", dribble=0.05, dribble_for=0.9)
+    creds = on_demand(server, timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(CredentialsError, match=r"did not reply in full within 1 s"):
+        if kind == "sync":
+            creds.fetch(["azure"])
+        else:
+            asyncio.run(creds.fetch_async(["azure"]))
+    assert time.monotonic() - started < limits + 0.4

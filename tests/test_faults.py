@@ -46,6 +46,7 @@ from mongocrypt import (
     RewrapManyDataKeyOpts,
 )
 from mongocrypt.auto_encryption import AutoEncryptionOpts
+from mongocrypt.credentials import CredentialEndpoints, _azure
 from mongocrypt.events import (
     EncryptionEventListener,
     KeyVaultOperationFailed,
@@ -54,8 +55,6 @@ from mongocrypt.events import (
     KmsRequestStarted,
     KmsRequestSucceeded,
 )
-from mongocrypt.io import credentials
-from mongocrypt.io.credentials import CredentialEndpoints
 from peers.http_fake import FakeServer, Reply
 from peers.process import Peer, free_port, port_open
 
@@ -543,9 +542,9 @@ def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_WEB_IDENTITY_TOKEN_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
-    credentials._AZURE_TOKENS.clear()
+    _azure.TOKENS.clear()
     yield server
-    credentials._AZURE_TOKENS.clear()
+    _azure.TOKENS.clear()
     server.stop()
 
 

@@ -47,12 +47,16 @@ from mongocrypt import (
     has_string_algorithm,
 )
 from mongocrypt.auto_encryption import AutoEncryptionOpts
+from mongocrypt.credentials import CredentialEndpoints, OnDemandCredentials, _azure
 from mongocrypt.dropin.synchronous import ExplicitEncrypter
-from mongocrypt.engine import DataKeyOptions, ExplicitEncryptOptions, MongoCrypt, MongoCryptOptions
+from mongocrypt.engine import (
+    DataKeyOptions,
+    ExplicitEncryptOptions,
+    MongoCrypt,
+    MongoCryptOptions,
+)
 from mongocrypt.errors import redact
 from mongocrypt.events import EncryptionEventListener
-from mongocrypt.io import credentials
-from mongocrypt.io.credentials import CredentialEndpoints, OnDemandCredentials
 from mongocrypt.io.proxy import HttpProxyConnect
 from peers.cloud_kms import AZURE_TOKEN, GCP_TOKEN
 from peers.http_fake import FakeServer
@@ -174,9 +178,9 @@ def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
     monkeypatch.setattr(
         CredentialEndpoints, "from_environment", classmethod(lambda cls, env=None: endpoints)
     )
-    credentials._AZURE_TOKENS.clear()
+    _azure.TOKENS.clear()
     yield server
-    credentials._AZURE_TOKENS.clear()
+    _azure.TOKENS.clear()
     server.stop()
 
 

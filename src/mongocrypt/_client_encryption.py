@@ -15,9 +15,9 @@ from bson.binary import STANDARD
 from bson.codec_options import CodecOptions
 from pymongo.operations import UpdateOne
 
+from mongocrypt.credentials import AwsCredentialProvider
 from mongocrypt.engine import DataKeyOptions, ExplicitEncryptOptions, MongoCryptOptions
 from mongocrypt.events import EncryptionEventListener, EventPublisher
-from mongocrypt.io.credentials import AwsCredentialProvider
 from mongocrypt.io.key_vault import key_vault_collection
 from mongocrypt.options import DataKeyOpts, EncryptOpts, RewrapManyDataKeyOpts
 

@@ -29,8 +29,8 @@ from typing import Any, Callable, Optional
 from pymongo.encryption_options import AutoEncryptionOpts as _PymongoAutoEncryptionOpts
 
 from mongocrypt import _env
+from mongocrypt.credentials import AwsCredentialProvider
 from mongocrypt.events import EncryptionEventListener, EventPublisher
-from mongocrypt.io.credentials import AwsCredentialProvider
 
 __all__ = [
     "QUERY_ANALYSIS_MODES",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,12 +16,14 @@ from urllib.parse import parse_qs, urlsplit
 @dataclass
 class Reply:
     """What the server answers: ``delay`` stalls before the status line, ``dribble`` sends the
-    body's first byte and then one more every ``dribble`` seconds until the test ends."""
+    body's first byte and then one more every ``dribble`` seconds until the test ends (or, with
+    ``dribble_for``, for that many seconds, and then stalls)."""
 
     status: int = 200
     body: Union[bytes, str, Mapping[str, Any]] = b""
     delay: float = 0.0
     dribble: float = 0.0
+    dribble_for: float = 0.0
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -104,7 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.dribble:
                 self.end_headers()  # HTTP/1.0 without Content-Length: the body ends at close
                 self.wfile.write(data[:1])
+                started = time.monotonic()
                 while not fake.stopping.wait(reply.dribble):
+                    if reply.dribble_for and time.monotonic() - started >= reply.dribble_for:
+                        fake.stopping.wait()
+                        return
                     self.wfile.write(b" ")
                 return
             self.send_header("Content-Length", str(len(data)))

@@ -11,11 +11,11 @@ from bson import Binary
 from bson.codec_options import CodecOptions
 
 from mongocrypt._client_encryption import ClientEncryptionCore
+from mongocrypt.credentials import AwsCredentialProvider, OnDemandCredentials
 from mongocrypt.engine import AsyncExplicitEncrypter
 from mongocrypt.errors import EncryptedCollectionError
 from mongocrypt.events import EncryptionEventListener
 from mongocrypt.io.asynchronous.pymongo_io import AsyncPymongoIO
-from mongocrypt.io.credentials import AwsCredentialProvider, OnDemandCredentials
 from mongocrypt.io.kms import AsyncKmsTransport
 from mongocrypt.options import (
     DataKeyOpts,

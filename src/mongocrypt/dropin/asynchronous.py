@@ -18,6 +18,7 @@ from mongocrypt.auto_encryption import (
     kms_connect_callback,
     query_analysis_mode,
 )
+from mongocrypt.credentials import OnDemandCredentials
 from mongocrypt.dropin._shapes import data_key_options, encrypt_options
 from mongocrypt.engine import AsyncAutoEncrypter as _EngineAutoEncrypter
 from mongocrypt.engine import AsyncExplicitEncrypter as _EngineExplicitEncrypter
@@ -25,7 +26,6 @@ from mongocrypt.engine import AsyncMongoCryptCallback as _EngineCallback
 from mongocrypt.engine import KmsContext, MongoCrypt, MongoCryptOptions
 from mongocrypt.engine.binary import BufferLike
 from mongocrypt.events import EventPublisher
-from mongocrypt.io.credentials import OnDemandCredentials
 from mongocrypt.io.key_vault import KeyVaultOperation
 from mongocrypt.io.kms import AsyncKmsTransport
 

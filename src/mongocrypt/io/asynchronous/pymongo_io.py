@@ -8,10 +8,10 @@ from typing import Any, NoReturn, Optional
 import bson
 from bson.raw_bson import RawBSONDocument
 
+from mongocrypt.credentials import OnDemandCredentials
 from mongocrypt.engine import AsyncMongoCryptCallback, KmsContext
 from mongocrypt.errors import MongoCryptError
 from mongocrypt.events import EventPublisher
-from mongocrypt.io.credentials import OnDemandCredentials
 from mongocrypt.io.key_vault import KEY_VAULT_CODEC_OPTIONS, KeyVaultOperation, key_vault_collection
 from mongocrypt.io.kms import AsyncKmsTransport
 
