@@ -9,8 +9,8 @@ FALLBACK_VENV := .venv-fallback
 PYMONGO_CURRENT := 4.20.1
 PYMONGO_OLDEST := 4.16.0
 OLDEST_VENV := .venv-pymongo-oldest
-DROPIN_TESTS := tests/test_facade.py tests/test_pymongo_dropin.py tests/test_pymongo_async.py \
-	tests/test_pymongo_kms_faults.py
+DROPIN_TESTS := tests/unit/test_facade.py tests/integration/test_pymongo_dropin.py \
+	tests/integration/test_pymongo_async.py tests/integration/test_pymongo_kms_faults.py
 BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/*.h bindings/shims/*.c) \
 	src/mongocrypt/_version.py
 
@@ -61,7 +61,7 @@ gen:
 gen-check:
 	$(PYTHON) tools/gen_sync.py --check
 
-# The documentation site (build/site), warnings as errors; its examples run in tests/test_docs.py.
+# The documentation site (build/site), warnings as errors; its examples run in tests/integration/test_docs.py.
 docs: build
 	$(VENV)/bin/mkdocs build --strict
 
@@ -130,7 +130,7 @@ fuzz-long: build
 
 leaks-long: build
 	MONGOCRYPT_LEAK_EXPLICIT=1000000 MONGOCRYPT_LEAK_AUTO=100000 MONGOCRYPT_LEAK_PYMONGO=100000 \
-		$(PY) -m pytest -q -s tests/test_leaks.py -k memory_stays_flat
+		$(PY) -m pytest -q -s tests/integration/test_leaks.py -k memory_stays_flat
 
 clean:
 	rm -rf $(VENV) $(FALLBACK_VENV) $(OLDEST_VENV) build bench/build bench/.venv-incumbent src/mongocrypt/*.so src/*.egg-info \

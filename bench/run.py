@@ -266,8 +266,8 @@ def ensure_py_spy(hotspots: Any, incumbent_python: Path) -> Path:
 
 
 def load_peer_module() -> Any:
-    """tests/peers/process.py (Peer, free_port, port_open), loaded by path."""
-    return load_module("_bench_peer_process", ROOT / "tests" / "peers" / "process.py")
+    """tests/helpers/peers/process.py (Peer, free_port, port_open), loaded by path."""
+    return load_module("_bench_peer_process", ROOT / "tests" / "helpers" / "peers" / "process.py")
 
 
 def start_secantus(workdir: Path) -> tuple[str, Any]:

@@ -17,7 +17,7 @@ from mongocrypt.engine import MongoCryptOptions
 from mongocrypt.io.memory import InMemoryIO
 
 # The real peers (server, KMS emulators) for the integration suites.
-pytest_plugins = ["peers.fixtures"]
+pytest_plugins = ["helpers.peers.fixtures"]
 
 DATA = Path(__file__).parent / "data"
 #: The local master key the specification's tests use (corpus keys are wrapped with it).

@@ -92,7 +92,7 @@ def typed_errors() -> tuple[type[BaseException], ...]:
 
 
 #: libmongocrypt 1.13 (the fallback pin) aborts the process on some hostile inputs that newer
-#: versions reject with an error (reported; tests/test_fuzz.py has their regression tests).
+#: versions reject with an error (reported; tests/fuzz/test_fuzz.py has their regression tests).
 #: A BSON binary subtype 6 whose payload starts with an FLE2 *indexed* V2 blob subtype
 #: (14 equality, 15 range, 17 text): 1.13 aborts in mc_FLE2TagAndEncryptedMetadataBlock_cleanup
 #: on many malformed ones. Over-approximated as these two bytes anywhere in the BSON.

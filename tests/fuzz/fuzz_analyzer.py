@@ -17,7 +17,7 @@ commands a *canary* plaintext compared with or written to an encrypted field nev
 reply outside a marking (BSON binary subtype 6): the analyzer fails closed, it never leaks.
 
 When the analyzer is not there yet (it is being written), the harness exits with status 3 and says
-so; ``tests/fuzz/run.py`` and tests/test_fuzz.py report that as skipped. Run:
+so; ``tests/fuzz/run.py`` and tests/fuzz/test_fuzz.py report that as skipped. Run:
 ``python tests/fuzz/fuzz_analyzer.py -runs=N [corpus dirs]``.
 """
 

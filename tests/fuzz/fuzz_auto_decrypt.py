@@ -14,7 +14,7 @@ The key vault holds the specification corpus' local key. Run:
 ``python tests/fuzz/fuzz_auto_decrypt.py -runs=N [corpus dirs]``.
 
 Found here and fixed: an empty reply buffer aborted the process (e6cf0b9). Known bug (reported,
-xfail-tested in tests/test_fuzz.py): with libmongocrypt 1.13 (the fallback pin) malformed FLE2
+xfail-tested in tests/fuzz/test_fuzz.py): with libmongocrypt 1.13 (the fallback pin) malformed FLE2
 indexed ciphertexts abort the process; on that library such inputs are counted in :data:`KNOWN`
 and skipped, unless ``FUZZ_STRICT_KNOWN_BUGS=1``.
 """

@@ -10,7 +10,7 @@ Input: the first byte picks the entry point, the rest is the payload.
   first byte, the key id, then the rest (gets past the key lookup into payload parsing and HMAC).
 
 The key vault holds the specification corpus' local key, so corpus ciphertexts (and mutations of
-them) reach decryption proper. Known bug (reported, xfail-tested in tests/test_fuzz.py): with
+them) reach decryption proper. Known bug (reported, xfail-tested in tests/fuzz/test_fuzz.py): with
 libmongocrypt 1.13 (the fallback pin) malformed FLE2 indexed ciphertexts abort the process; on
 that library such inputs are counted and skipped unless ``FUZZ_STRICT_KNOWN_BUGS=1``.
 

@@ -13,8 +13,8 @@ Input: the first byte picks the entry point, the rest is the payload.
 
 pymongo wraps engine errors in ``pymongo.errors.EncryptionError``: allowed when what it wraps is one
 of the project's typed errors. Replies are passed as memoryviews, as pymongo passes them. Known bug
-(reported, xfail-tested in tests/test_fuzz.py): with libmongocrypt 1.13 (the fallback pin) malformed
-FLE2 indexed ciphertexts abort the process. Such inputs are counted and skipped unless
+(reported, xfail-tested in tests/fuzz/test_fuzz.py): with libmongocrypt 1.13 (the fallback pin)
+malformed FLE2 indexed ciphertexts abort the process. Such inputs are counted and skipped unless
 ``FUZZ_STRICT_KNOWN_BUGS=1``.
 
 Run: ``python tests/fuzz/fuzz_facade.py -runs=N [corpus dirs]``.

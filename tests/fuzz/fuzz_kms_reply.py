@@ -10,7 +10,7 @@ reports a network failure (``fail()``), as the transport does when a KMS closes 
 libmongocrypt's retry budget is exercised too; bytes after a complete reply are never read.
 
 Every input uses a fresh handle, so no key or token cache hides the KMS exchange. Known bugs
-(reported, xfail-tested in tests/test_fuzz.py): libmongocrypt 1.13 (the fallback pin) aborts
+(reported, xfail-tested in tests/fuzz/test_fuzz.py): libmongocrypt 1.13 (the fallback pin) aborts
 on a KMIP reply whose length field is 2**31 or more, or (SIGSEGV) whose nested item lengths
 overrun their structure. Such inputs are counted and skipped unless
 ``FUZZ_STRICT_KNOWN_BUGS=1``. Run:

@@ -6,7 +6,7 @@ harness ran its inputs without a crash, hang or out-of-memory (a harness whose t
 the analyzer today, is reported as skipped); 1 otherwise, with the crashing inputs kept in the
 artifacts directory and the end of each failing harness' output printed.
 
-    python tests/fuzz/run.py --total 200000            # the bounded run tests/test_fuzz.py does
+    python tests/fuzz/run.py --total 200000            # the bounded run of tests/fuzz/test_fuzz.py
     python tests/fuzz/run.py --total 1000000 --update-corpus   # the long run
 
 ``--update-corpus`` merges the scratch inputs into tests/fuzz/corpus/<harness>/ with libFuzzer's

@@ -2,7 +2,7 @@
 
 Seeds are real inputs in each harness' layout: corpus ciphertexts of the specification under its
 local key, ciphertexts of every algorithm made here with that key, server replies holding them,
-recorded and constructed KMS replies (KMIP replies from tests/kmip_ttlv.py's server), and
+recorded and constructed KMS replies (KMIP replies from tests/helpers/kmip_ttlv.py's server), and
 mongocryptd commands. The fuzzers start from them; ``tests/fuzz/run.py --update-corpus`` merges in
 what the long runs find. Files are named by the SHA-1 of their content, as libFuzzer names them.
 
@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))  # tests/: kmip_ttlv
+sys.path.insert(0, str(HERE.parent))  # tests/: helpers.kmip_ttlv
 
 import bson  # noqa: E402
 from _common import (  # noqa: E402
@@ -134,7 +134,7 @@ def auto_decrypt(blobs: list[Binary]) -> None:
 
 
 def kms_reply() -> None:
-    from kmip_ttlv import FakeKmipServer
+    from helpers.kmip_ttlv import FakeKmipServer
     from mongocrypt.dropin.synchronous import ExplicitEncrypter
     from mongocrypt.engine import KmsContext, MongoCryptOptions
     from mongocrypt.io.memory import InMemoryIO
@@ -154,7 +154,7 @@ def kms_reply() -> None:
         4: gcp_token + http_reply(200, json.dumps({"name": "k", "ciphertext": blob}).encode()),
         5: gcp_token + recorded("libmongocrypt/kms-gcp/decrypt-response.txt"),
     }
-    # KMIP: what tests/kmip_ttlv.py's server answers to libmongocrypt's real requests.
+    # KMIP: what tests/helpers/kmip_ttlv.py's server answers to libmongocrypt's real requests.
     server = FakeKmipServer()
     replies: list[bytes] = []
 
@@ -177,7 +177,7 @@ def kms_reply() -> None:
 
 
 def _kmip_get_request() -> bytes:
-    from kmip_ttlv import STRUCTURE, TEXT, encode, t
+    from helpers.kmip_ttlv import STRUCTURE, TEXT, encode, t
 
     return encode(
         t(

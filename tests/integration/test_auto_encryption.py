@@ -1,0 +1,267 @@
+"""mongocrypt.AutoEncryptionOpts on pymongo's MongoClient / AsyncMongoClient: the encryption I/O
+runs through mongocrypt (events, credential providers, connect callback), decryption follows the
+command-monitoring rules, and the options fail early and clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pymongo
+import pytest
+from bson import Binary
+from pymongo.errors import EncryptionError
+
+from helpers.peers.http_proxy import ConnectProxy
+from mongocrypt import Algorithm, ClientEncryption, DataKeyOpts, EncryptOpts
+from mongocrypt.auto_encryption import AutoEncryptionOpts
+from mongocrypt.events import EncryptionEventListener, KeyVaultOperationStarted, KmsRequestSucceeded
+from mongocrypt.io.proxy import HttpProxyConnect
+
+
+class Recorder(EncryptionEventListener):
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def kms_request_succeeded(self, event: Any) -> None:
+        self.events.append(event)
+
+    key_vault_operation_started = kms_request_succeeded
+
+
+class Commands(pymongo.monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.log: list[tuple[str, str, Any]] = []
+
+    def started(self, event: Any) -> None:
+        self.log.append(("started", event.command_name, event.command))
+
+    def succeeded(self, event: Any) -> None:
+        self.log.append(("succeeded", event.command_name, event.reply))
+
+    def failed(self, event: Any) -> None:
+        self.log.append(("failed", event.command_name, None))
+
+
+@pytest.fixture
+def stored(mongodb_uri: str, kms_setup: Any) -> Iterator[dict[str, Any]]:
+    """A key vault and a collection holding one explicitly encrypted document (aws:mock key)."""
+    name = f"auto_{uuid.uuid4().hex[:8]}"
+    with (
+        pymongo.MongoClient(mongodb_uri) as client,
+        ClientEncryption(
+            kms_setup.providers, f"{name}.keys", client, kms_tls_options=kms_setup.tls_options
+        ) as ce,
+    ):
+        key_id = ce.create_data_key("aws:mock", DataKeyOpts(kms_setup.master_keys["aws:mock"]))
+        secret = ce.encrypt("457-55-5462", EncryptOpts(Algorithm.DETERMINISTIC, key_id=key_id))
+        client[name].people.insert_one({"_id": 1, "ssn": secret})
+        yield {"db": name, "namespace": f"{name}.keys", "secret": secret, "key_id": key_id}
+        client.drop_database(name)
+
+
+def opts(kms_setup: Any, stored: dict[str, Any], **extra: Any) -> AutoEncryptionOpts:
+    extra.setdefault("kms_tls_options", kms_setup.tls_options)
+    providers = extra.pop("kms_providers", kms_setup.providers)
+    return AutoEncryptionOpts(providers, stored["namespace"], bypass_auto_encryption=True, **extra)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "text"),
+    [
+        (
+            {"query_analysis": "magic"},
+            ValueError,
+            "query_analysis must be one of auto, mongocryptd",
+        ),
+        (
+            {"schema_map": {"db.c": {}}, "encrypted_fields_map": {"db.c": {"fields": []}}},
+            ValueError,
+            "db.c is in both schema_map and encrypted_fields_map",
+        ),
+        (
+            {"credential_providers": {"aws": lambda: {}}},
+            ValueError,
+            "requires kms_providers['aws']",
+        ),
+        ({"kms_connect_callback": 3}, TypeError, "kms_connect_callback must be callable"),
+    ],
+)
+def test_options_fail_early(kwargs: dict[str, Any], error: type, text: str) -> None:
+    with pytest.raises(error) as info:
+        AutoEncryptionOpts(
+            {"aws": {"accessKeyId": "a", "secretAccessKey": "b"}}, "kv.keys", **kwargs
+        )
+    assert text in str(info.value)
+
+
+def test_query_analysis_modes_set_pymongos_options() -> None:
+    providers = {"local": {"key": b"k" * 96}}
+    assert AutoEncryptionOpts(providers, "kv.keys", query_analysis="none")._bypass_query_analysis
+    assert AutoEncryptionOpts(
+        providers, "kv.keys", query_analysis="crypt_shared"
+    )._crypt_shared_lib_required
+
+
+def test_decryption_runs_through_mongocrypts_io(
+    mongodb_uri: str, kms_setup: Any, stored: dict[str, Any]
+) -> None:
+    recorder = Recorder()
+    options = opts(kms_setup, stored, event_listeners=[recorder])
+    with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=options) as client:
+        assert client[stored["db"]].people.find_one({"_id": 1})["ssn"] == "457-55-5462"
+    kinds = {type(e) for e in recorder.events}
+    assert kinds == {KmsRequestSucceeded, KeyVaultOperationStarted}
+    assert all(
+        e.provider == "aws:mock" for e in recorder.events if isinstance(e, KmsRequestSucceeded)
+    )
+
+
+def test_credential_provider_and_proxy(
+    mongodb_uri: str, kms_setup: Any, stored: dict[str, Any], cloud_kms: Any
+) -> None:
+    calls: list[int] = []
+
+    def aws_credentials() -> dict[str, str]:
+        calls.append(1)
+        return {"accessKeyId": "provided", "secretAccessKey": "provided-secret"}
+
+    proxy = ConnectProxy()
+    providers = {**kms_setup.providers}
+    try:
+        options = opts(
+            kms_setup,
+            stored,
+            kms_providers=providers,
+            kms_connect_callback=HttpProxyConnect("127.0.0.1", proxy.port),
+        )
+        with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=options) as client:
+            assert client[stored["db"]].people.find_one({"_id": 1})["ssn"] == "457-55-5462"
+        assert proxy.tunnels == [cloud_kms.endpoint]
+    finally:
+        proxy.close()
+    with (
+        pymongo.MongoClient(mongodb_uri) as plain,
+        ClientEncryption(
+            {"aws": {}},
+            stored["namespace"],
+            plain,
+            credential_providers={"aws": aws_credentials},
+            kms_tls_options={"aws": kms_setup.tls_options["aws:mock"]},
+        ) as ce,
+    ):
+        key_id = ce.create_data_key("aws", DataKeyOpts(kms_setup.master_keys["aws:mock"]))
+        ciphertext = ce.encrypt("x", EncryptOpts(Algorithm.RANDOM, key_id=key_id))
+    options = opts(
+        kms_setup,
+        stored,
+        kms_providers={"aws": {}},
+        credential_providers={"aws": aws_credentials},
+        kms_tls_options={"aws": kms_setup.tls_options["aws:mock"]},
+    )
+    with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=options) as client:
+        client[stored["db"]].more.insert_one({"_id": 2, "x": ciphertext})
+        assert client[stored["db"]].more.find_one({"_id": 2})["x"] == "x"
+    assert len(calls) >= 2
+
+
+def test_decryption_happens_after_the_succeeded_event(
+    mongodb_uri: str, kms_setup: Any, stored: dict[str, Any]
+) -> None:
+    """Prose 14 cases 3 and 4 (bypass_auto_encryption): the succeeded event carries ciphertext, a
+    decryption error is raised after it, and plaintext never reaches monitoring."""
+    commands = Commands()
+    with pymongo.MongoClient(mongodb_uri) as plain:
+        tampered = bytearray(stored["secret"])
+        tampered[-1] ^= 1
+        plain[stored["db"]].people.insert_one({"_id": 2, "ssn": Binary(bytes(tampered), 6)})
+    options = opts(kms_setup, stored)
+    with pymongo.MongoClient(
+        mongodb_uri, auto_encryption_opts=options, event_listeners=[commands]
+    ) as client:
+        people = client[stored["db"]].people
+        assert people.find_one({"_id": 1})["ssn"] == "457-55-5462"
+        with pytest.raises(EncryptionError, match="HMAC validation failure"):
+            people.find_one({"_id": 2})
+    finds = [
+        entry
+        for entry in commands.log
+        if entry[1] == "find" and (entry[0] != "started" or entry[2]["find"] == "people")
+    ]
+    finds = [f for i, f in enumerate(finds) if f[0] == "started" or finds[i - 1][0] == "started"]
+    assert [kind for kind, _, _ in finds] == ["started", "succeeded", "started", "succeeded"]
+    for _, _, reply in finds[1::2]:
+        document = reply["cursor"]["firstBatch"][0]
+        assert isinstance(document["ssn"], Binary) and document["ssn"].subtype == 6
+    assert "457-55-5462" not in repr(commands.log)
+
+
+def test_async_mongo_client(mongodb_uri: str, kms_setup: Any, stored: dict[str, Any]) -> None:
+    recorder = Recorder()
+
+    async def scenario() -> Any:
+        options = opts(kms_setup, stored, event_listeners=[recorder])
+        client: pymongo.AsyncMongoClient[Any] = pymongo.AsyncMongoClient(
+            mongodb_uri, auto_encryption_opts=options
+        )
+        try:
+            return await client[stored["db"]].people.find_one({"_id": 1})
+        finally:
+            await client.close()
+
+    assert asyncio.run(scenario())["ssn"] == "457-55-5462"
+    assert any(isinstance(e, KmsRequestSucceeded) for e in recorder.events)
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # pymongo leaks its half-built client
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_crypt_shared_mode_requires_the_library(
+    mongodb_uri: str, kms_setup: Any, stored: dict[str, Any]
+) -> None:
+    options = AutoEncryptionOpts(
+        {"local": {"key": b"k" * 96}}, stored["namespace"], query_analysis="crypt_shared"
+    )
+    with pytest.raises(Exception, match="crypt_shared"):
+        pymongo.MongoClient(mongodb_uri, auto_encryption_opts=options)
+
+
+def test_queryable_encryption_create_and_drop_helpers(mongodb_uri: str) -> None:
+    """With encrypted_fields_map, create_collection makes the ESC and ECOC state collections
+    (clustered on _id), then the data collection with encryptedFields; drop removes all three.
+    SecantusDB refuses encryptedFields on create: there the sequence is checked up to it."""
+    import os
+
+    commands = Commands()
+    fields = {"fields": [{"path": "ssn", "bsonType": "string", "keyId": Binary(os.urandom(16), 4)}]}
+    database = f"qe_{uuid.uuid4().hex[:6]}"
+    options = AutoEncryptionOpts(
+        {"local": {"key": os.urandom(96)}},
+        "kv.keys",
+        encrypted_fields_map={f"{database}.people": fields},
+        query_analysis="none",
+    )
+    with pymongo.MongoClient(
+        mongodb_uri, auto_encryption_opts=options, event_listeners=[commands]
+    ) as client:
+        try:
+            client[database].create_collection("people")
+            created = True
+        except pymongo.errors.OperationFailure as exc:
+            assert "encryptedFields" in str(exc)  # SecantusDB: no server-side QE
+            created = False
+        client[database].drop_collection("people")
+        client.drop_database(database)
+    started = [(name, command) for kind, name, command in commands.log if kind == "started"]
+    creates = [c for n, c in started if n == "create"]
+    assert [c["create"] for c in creates] == ["enxcol_.people.esc", "enxcol_.people.ecoc", "people"]
+    for state in creates[:2]:
+        index = state["clusteredIndex"]
+        assert dict(index["key"]) == {"_id": 1} and index["unique"] is True
+    assert creates[2]["encryptedFields"]["fields"][0]["path"] == "ssn"
+    if created:
+        indexes = [c for n, c in started if n == "createIndexes"]
+        assert indexes and dict(indexes[0]["indexes"][0]["key"]) == {"__safeContent__": 1}
+    drops = [c["drop"] for n, c in started if n == "drop"]
+    assert drops == ["enxcol_.people.esc", "enxcol_.people.ecoc", "people"]
