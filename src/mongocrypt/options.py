@@ -14,6 +14,8 @@ from typing import Any, Optional, Union
 from bson import Binary, Int64
 from bson.binary import UUID_SUBTYPE
 
+from mongocrypt._secrets import shown
+
 __all__ = [
     "Algorithm",
     "DataKeyOpts",
@@ -105,10 +107,10 @@ class DataKeyOpts:
             _check(self.key_material, (bytes, bytearray), "key_material")
 
     def __repr__(self) -> str:
-        material = None if self.key_material is None else "<redacted>"
         return (
             f"DataKeyOpts(master_key={self.master_key!r}, "
-            f"key_alt_names={list(self.key_alt_names)!r}, key_material={material})"
+            f"key_alt_names={list(self.key_alt_names)!r}, "
+            f"key_material={shown('key_material', self.key_material)})"
         )
 
 

@@ -12,6 +12,7 @@ from bson import Binary, json_util
 from bson.raw_bson import RawBSONDocument
 from pymongo.errors import PyMongoError
 
+from mongocrypt._secrets import REDACTED
 from mongocrypt.cli._settings import (
     CANONICAL,
     DOCUMENTS,
@@ -147,7 +148,7 @@ def short_error(exc: PyMongoError) -> str:
 
 def _scrub(message: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
-        message = message.replace(secret, "<redacted>")
+        message = message.replace(secret, REDACTED)
     return message
 
 

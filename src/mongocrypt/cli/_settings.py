@@ -25,6 +25,7 @@ from bson.codec_options import CodecOptions
 from pymongo.errors import ConfigurationError
 
 from mongocrypt import ClientEncryption
+from mongocrypt._secrets import is_secret_name
 
 PROG = "mongocrypt"
 DEFAULT_URI = "mongodb://localhost:27017"
@@ -43,18 +44,6 @@ ENV_KMS_PROVIDERS_FILE = "MONGOCRYPT_KMS_PROVIDERS_FILE"
 ENV_KMS_TLS_OPTIONS_FILE = "MONGOCRYPT_KMS_TLS_OPTIONS_FILE"
 ENV_QUERY_ANALYSIS = "MONGOCRYPT_QUERY_ANALYSIS"
 
-#: Provider setting names whose values are secrets (redacted from any message).
-SECRET_FIELDS = frozenset(
-    {
-        "key",
-        "secretAccessKey",
-        "sessionToken",
-        "clientSecret",
-        "privateKey",
-        "accessToken",
-        "tlsCertificateKeyFilePassword",
-    }
-)
 CONFIG_KEYS = ("uri", "key_vault", "timeout_ms", "kms_providers", "kms_tls_options")
 #: TLS options naming files: relative paths in a config file are relative to that file.
 TLS_FILE_OPTIONS = ("tlsCAFile", "tlsCertificateKeyFile")
@@ -97,18 +86,14 @@ class Settings:
         password = _uri_password(self.uri)
         if password:
             found += [password, unquote(password)]
-        for settings in self.kms_providers.values():
+        for settings in [*self.kms_providers.values(), *self.kms_tls_options.values()]:
             for name, value in settings.items():
-                if name not in SECRET_FIELDS:
+                if not is_secret_name(name):
                     continue
                 if isinstance(value, (bytes, bytearray)):
                     found += [base64.b64encode(value).decode(), bytes(value).hex()]
                 elif isinstance(value, str):
                     found.append(value)
-        for options in self.kms_tls_options.values():
-            password = options.get("tlsCertificateKeyFilePassword")
-            if isinstance(password, str):
-                found.append(password)
         return [s for s in found if len(s) >= 4]
 
 
