@@ -22,6 +22,7 @@ from pymongo.errors import PyMongoError
 
 import mongocrypt
 from mongocrypt import MongoCryptError
+from mongocrypt.cli._keys import has_alt_name_index, vault_collection
 from mongocrypt.cli._output import Output, short_error
 from mongocrypt.cli._settings import (
     DOCTOR_TIMEOUT_MS,
@@ -30,6 +31,7 @@ from mongocrypt.cli._settings import (
     LOCAL_KEY_SIZE,
     Settings,
     UsageError,
+    check_namespace,
     mongo_client,
     redact_uri,
 )
@@ -137,6 +139,21 @@ def _drop_in() -> dict[str, Any]:
     return info
 
 
+def _check_key_vault(client: pymongo.MongoClient[Any], settings: Settings) -> dict[str, Any]:
+    """Whether the key vault exists and has the unique index on keyAltNames."""
+    try:
+        check_namespace(settings.key_vault)
+    except UsageError as exc:
+        return {"namespace": settings.key_vault, "error": str(exc)}
+    vault = vault_collection(client, settings)
+    exists = bool(vault.database.list_collection_names(filter={"name": vault.name}))
+    return {
+        "namespace": settings.key_vault,
+        "exists": exists,
+        "unique_alt_names": exists and has_alt_name_index(vault),
+    }
+
+
 def _check_server(settings: Settings, timeout_ms: int) -> dict[str, Any]:
     result: dict[str, Any] = {"uri": redact_uri(settings.uri), "ok": False}
     started = time.monotonic()
@@ -147,6 +164,7 @@ def _check_server(settings: Settings, timeout_ms: int) -> dict[str, Any]:
             result["ok"] = True
             with contextlib.suppress(PyMongoError):
                 result["version"] = client.admin.command("buildInfo").get("version")
+            result["key_vault"] = _check_key_vault(client, settings)
     except PyMongoError as exc:
         result["error"] = short_error(exc)
     finally:
@@ -231,6 +249,15 @@ def _doctor_text(report: Mapping[str, Any]) -> str:
     elif server["ok"]:
         version = f"version {server.get('version')}, " if server.get("version") else ""
         rows.append(("server", f"ok: {server['uri']} ({version}{server['duration_ms']} ms)"))
+        vault = server["key_vault"]
+        if "error" in vault:
+            state = "not checked (bad namespace)"
+        elif not vault["exists"]:
+            state = "not created yet"
+        else:
+            state = "unique" if vault["unique_alt_names"] else "NO unique"
+            state += " index on keyAltNames"
+        rows.append(("key vault", f"{vault['namespace']}: {state}"))
     else:
         rows.append(("server", f"FAILED: {server['uri']}: {server['error']}"))
     for kms in report["kms_endpoints"]:
@@ -278,6 +305,14 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings, out: Output) -> int
         problems.append(analysis["problem"])
     if report["server"] is not None and not report["server"]["ok"]:
         problems.append("the server did not answer ping")
+    vault = (report["server"] or {}).get("key_vault")
+    if vault and "error" in vault:
+        problems.append(vault["error"])
+    elif vault and vault["exists"] and not vault["unique_alt_names"]:
+        problems.append(
+            f"key vault {vault['namespace']} has no unique index on keyAltNames, so two keys "
+            "can share an alternate name: create it with 'mongocrypt keys create-index'"
+        )
     problems += [f"KMS {k['endpoint']} failed" for k in report["kms_endpoints"] if not k["ok"]]
     report["problems"] = problems
     report["ok"] = not problems

@@ -1,4 +1,10 @@
-"""``mongocrypt keys ...``: create, list, show, delete, name and rewrap data keys."""
+"""``mongocrypt keys ...``: create, list, show, delete, name and rewrap data keys, and create the
+key vault's unique index on ``keyAltNames``.
+
+Alternate names must be unique across a key vault (the specification advises a partial unique
+index); these commands refuse a name another key has, and name the keys sharing one when a
+rewrap meets them.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,12 @@ import argparse
 import sys
 import time
 import uuid
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
 
 import pymongo
-from pymongo.errors import PyMongoError
+from pymongo.collection import Collection
+from pymongo.errors import OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 
 from mongocrypt import (
@@ -52,6 +60,65 @@ def find_key(client_encryption: ClientEncryption, ref: str) -> dict[str, Any]:
     return key_summary(document)
 
 
+#: The key vault index the specification advises: alternate names unique where present.
+ALT_NAME_INDEX: dict[str, Any] = {
+    "keys": [("keyAltNames", 1)],
+    "unique": True,
+    "partialFilterExpression": {"keyAltNames": {"$exists": True}},
+}
+#: What libmongocrypt says when a rewrap or key fetch meets two keys sharing an alternate name.
+_DUPLICATE_MESSAGE = "duplicate keyAltNames"
+_INDEX_HINT = "create the key vault's unique index with 'mongocrypt keys create-index'"
+_DUPLICATE_KEY = 11000
+
+
+def vault_collection(client: pymongo.MongoClient[Any], settings: Settings) -> Collection[Any]:
+    """The key vault collection, read with majority read concern."""
+    database, collection = settings.key_vault.split(".", 1)
+    return client[database].get_collection(collection, read_concern=ReadConcern("majority"))
+
+
+def has_alt_name_index(vault: Collection[Any]) -> bool:
+    """Whether ``vault`` has a unique index on ``keyAltNames`` (the server then refuses a name
+    another key has, error 11000)."""
+    return any(
+        dict(index["key"]) == dict(ALT_NAME_INDEX["keys"]) and index.get("unique")
+        for index in vault.list_indexes()
+    )
+
+
+def _refuse_taken(
+    client: pymongo.MongoClient[Any],
+    client_encryption: ClientEncryption,
+    settings: Settings,
+    names: Sequence[str],
+    key_id: Optional[str] = None,
+) -> None:
+    """Without the unique index, refuse an alternate name that a key other than ``key_id`` has."""
+    if not names or has_alt_name_index(vault_collection(client, settings)):
+        return
+    for name in names:
+        owner = client_encryption.get_key_by_alt_name(name)
+        if owner is not None and key_summary(owner)["id"] != key_id:
+            raise OperationError(
+                f"alternate name {name!r} already belongs to key {key_summary(owner)['id']}: "
+                f"names must be unique in a key vault ({_INDEX_HINT})"
+            )
+
+
+def shared_names(vault: Collection[Any], query: Mapping[str, Any]) -> str:
+    """The alternate names held by more than one of the keys matching ``query``, described."""
+    owners: dict[str, list[str]] = {}
+    for document in vault.find(query, {"keyAltNames": 1}):
+        for name in document.get("keyAltNames") or ():
+            owners.setdefault(name, []).append(str(document["_id"]))
+    return "; ".join(
+        f"keys {' and '.join(sorted(ids))} share the alternate name {name!r}"
+        for name, ids in sorted(owners.items())
+        if len(ids) > 1
+    )
+
+
 # -- keys -------------------------------------------------------------------------------------
 
 
@@ -59,7 +126,8 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings, out: Output) -
     require_provider(settings, args.provider)
     master_key = json_object(args.master_key, "--master-key")
     opts = DataKeyOpts(master_key=master_key, key_alt_names=args.alt_name or ())
-    with key_vault_session(settings, need_kms=True) as (_client, client_encryption):
+    with key_vault_session(settings, need_kms=True) as (client, client_encryption):
+        _refuse_taken(client, client_encryption, settings, args.alt_name or ())
         try:
             key_id = client_encryption.create_data_key(args.provider, opts)
         except MongoCryptError as exc:
@@ -117,8 +185,9 @@ def cmd_keys_delete(args: argparse.Namespace, settings: Settings, out: Output) -
 
 
 def cmd_keys_add_alt_name(args: argparse.Namespace, settings: Settings, out: Output) -> int:
-    with key_vault_session(settings, need_kms=False) as (_client, client_encryption):
+    with key_vault_session(settings, need_kms=False) as (client, client_encryption):
         key = find_key(client_encryption, args.key)
+        _refuse_taken(client, client_encryption, settings, [args.name], key["id"])
         before = client_encryption.add_key_alt_name(uuid.UUID(key["id"]), args.name)
         if before is None:
             raise OperationError(f"key {key['id']} was deleted meanwhile")
@@ -160,8 +229,7 @@ def cmd_keys_rewrap(args: argparse.Namespace, settings: Settings, out: Output) -
     started = time.monotonic()
     rewrapped = 0
     with key_vault_session(settings, need_kms=True) as (client, client_encryption):
-        database, collection = settings.key_vault.split(".", 1)
-        vault = client[database].get_collection(collection, read_concern=ReadConcern("majority"))
+        vault = vault_collection(client, settings)
         with pymongo.timeout((settings.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000):
             ids = [doc["_id"] for doc in vault.find(query, {"_id": 1})]
         progress = Progress(len(ids), "rewrapping")
@@ -173,8 +241,11 @@ def cmd_keys_rewrap(args: argparse.Namespace, settings: Settings, out: Output) -
                     rewrapped += result.bulk_write_result.modified_count
                 progress.advance(len(batch))
         except (MongoCryptError, PyMongoError) as exc:
+            cause = str(exc)
+            if isinstance(exc, MongoCryptError) and _DUPLICATE_MESSAGE in cause:
+                cause = f"{shared_names(vault, {'_id': {'$in': batch}}) or cause} ({_INDEX_HINT})"
             raise OperationError(
-                f"rewrap stopped after {rewrapped} of {len(ids)} keys: {exc}"
+                f"rewrap stopped after {rewrapped} of {len(ids)} keys: {cause}"
             ) from exc
         finally:
             progress.close()
@@ -190,4 +261,30 @@ def cmd_keys_rewrap(args: argparse.Namespace, settings: Settings, out: Output) -
         summary,
         lambda: f"matched {len(ids)} keys, rewrapped {rewrapped}{target} in {duration:.2f} s",
     )
+    return 0
+
+
+def cmd_keys_create_index(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    with key_vault_session(settings, need_kms=False) as (client, _client_encryption):
+        vault = vault_collection(client, settings)
+        options = {k: v for k, v in ALT_NAME_INDEX.items() if k != "keys"}
+        try:
+            with pymongo.timeout((settings.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000):
+                name = vault.create_index(ALT_NAME_INDEX["keys"], **options)
+        except OperationFailure as exc:
+            if exc.code != _DUPLICATE_KEY:
+                raise
+            raise OperationError(
+                f"cannot create the unique index on keyAltNames of {settings.key_vault}: "
+                f"{shared_names(vault, {}) or exc}; remove the duplicates with "
+                "'mongocrypt keys remove-alt-name' first"
+            ) from exc
+    data = {
+        "namespace": settings.key_vault,
+        "index": name,
+        "key": dict(ALT_NAME_INDEX["keys"]),
+        "unique": True,
+        "partialFilterExpression": ALT_NAME_INDEX["partialFilterExpression"],
+    }
+    out.result(data, lambda: f"{settings.key_vault}: unique index {name} on keyAltNames")
     return 0

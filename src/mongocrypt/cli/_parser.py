@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
@@ -78,43 +78,64 @@ _ENVIRONMENT = [
     (ENV_KMS_TLS_OPTIONS_FILE, "KMS TLS options JSON file (--kms-tls-options-file)"),
     (ENV_QUERY_ANALYSIS, "automatic encryption's query analysis (see doctor)"),
 ]
+_GLOBAL = "global_"
 EPILOG = "\n".join(
     [
         "environment:",
         *(f"  {name:<33} {text}" for name, text in _ENVIRONMENT),
+        "",
+        "the output, connection and KMS options work before the command too",
+        "(mongocrypt --config FILE keys list); flags after the command win",
         "",
         "exit codes: 0 success, 1 operation failed, 2 usage or configuration error",
     ]
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``mongocrypt`` argument parser."""
-    output = _Parser(add_help=False)
-    output.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+def _shared_options(prefix: str, default: Any) -> list[_Parser]:
+    """The output, connection and KMS options, as parents for a parser.
 
-    connection = _Parser(add_help=False)
+    The top-level parser takes them too (``mongocrypt --config FILE keys list``), under
+    ``prefix``-ed names and absent unless given; :func:`_merge_global` moves them to the command's.
+    """
+    output = _Parser(add_help=False, argument_default=default)
+    output.add_argument(
+        "--json",
+        dest=prefix + "json",
+        action="store_true",
+        help="machine-readable output on stdout",
+    )
+
+    connection = _Parser(add_help=False, argument_default=default)
     group = connection.add_argument_group("connection")
     group.add_argument(
-        "--uri", help=f"MongoDB connection string (${ENV_URI}; default {DEFAULT_URI})"
+        "--uri",
+        dest=prefix + "uri",
+        metavar="URI",
+        help=f"MongoDB connection string (${ENV_URI}; default {DEFAULT_URI})",
     )
     group.add_argument(
         "--key-vault",
+        dest=prefix + "key_vault",
         metavar="DB.COLL",
         help=f"key vault namespace (${ENV_KEY_VAULT}; default {DEFAULT_KEY_VAULT})",
     )
-    group.add_argument("--config", metavar="FILE", help=f"TOML config file (${ENV_CONFIG})")
+    group.add_argument(
+        "--config", dest=prefix + "config", metavar="FILE", help=f"TOML config file (${ENV_CONFIG})"
+    )
     group.add_argument(
         "--timeout-ms",
+        dest=prefix + "timeout_ms",
         type=_positive,
         metavar="MS",
         help=f"bound on each operation (default {DEFAULT_TIMEOUT_MS})",
     )
 
-    kms = _Parser(add_help=False)
+    kms = _Parser(add_help=False, argument_default=default)
     group = kms.add_argument_group("KMS providers (credentials are never read from flags)")
     group.add_argument(
         "--local-key-file",
+        dest=prefix + "local_key_file",
         type=_local_key_arg,
         action="append",
         metavar="[NAME=]FILE",
@@ -122,26 +143,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--kms-providers-file",
+        dest=prefix + "kms_providers_file",
         metavar="FILE",
         help='JSON / Extended JSON: {"aws": {"accessKeyId": ..., "secretAccessKey": ...}, ...}',
     )
     group.add_argument(
         "--kms-tls-options-file",
+        dest=prefix + "kms_tls_options_file",
         metavar="FILE",
         help='JSON: {"aws": {"tlsCAFile": ..., "tlsCertificateKeyFile": ...}, ...}',
     )
     group.add_argument(
         "--on-demand",
+        dest=prefix + "on_demand",
         action="append",
         choices=("aws", "gcp", "azure"),
         help="fetch this provider's credentials from the environment or cloud metadata",
     )
 
+    return [output, connection, kms]
+
+
+def _merge_global(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Options given before the command join the command's own: lists add up, flags after the
+    command win; an option the command does not take is a usage error."""
+    for name, value in list(vars(args).items()):
+        if not name.startswith(_GLOBAL):
+            continue
+        delattr(args, name)
+        dest = name[len(_GLOBAL) :]
+        if not hasattr(args, dest):
+            command = " ".join(filter(None, [args.command, getattr(args, "keys_command", None)]))
+            parser.error(f"--{dest.replace('_', '-')} does not apply to '{command}'")
+        current = getattr(args, dest)
+        if isinstance(value, list):
+            setattr(args, dest, value + (current or []))
+        elif current is None or current is False:
+            setattr(args, dest, value)
+
+
+def _encryption_options(parser: argparse.ArgumentParser) -> None:
+    """The data key and Queryable Encryption options of ``encrypt`` and ``encrypt-expression``."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--key-id", metavar="UUID", help="the data key's id")
+    which.add_argument("--key-alt-name", metavar="NAME", help="the data key's alternate name")
+    parser.add_argument(
+        "--contention-factor", type=_non_negative, metavar="N", help="indexed, range, string"
+    )
+    parser.add_argument(
+        "--range-opts", metavar="JSON", help='{"min": ..., "max": ..., "sparsity": ...}'
+    )
+    parser.add_argument("--canonical", action="store_true", help="canonical Extended JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mongocrypt`` argument parser."""
     parser = _Parser(
         prog=PROG,
         description="MongoDB client-side encryption: key vault, values, diagnostics.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=_shared_options(_GLOBAL, argparse.SUPPRESS),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {mongocrypt.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -152,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Manage the data keys in a key vault. KEY is a key's UUID or alternate name.",
     )
     key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
-    common = [output, connection, kms]
+    common = _shared_options("", None)
+    output = common[0]
 
     create = key_commands.add_parser(
         "create", parents=common, help="create a data key", description="Create a data key."
@@ -228,6 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rewrap.set_defaults(run=_keys.cmd_keys_rewrap)
 
+    index = key_commands.add_parser(
+        "create-index",
+        parents=common,
+        help="create the unique index on keyAltNames",
+        description=(
+            "Create the partial unique index on keyAltNames that the specification advises for "
+            "a key vault, so that no two keys can share an alternate name. Fails, naming them, "
+            "when some keys already do."
+        ),
+    )
+    index.set_defaults(run=_keys.cmd_keys_create_index)
+
     encrypt = commands.add_parser(
         "encrypt",
         parents=common,
@@ -240,24 +315,36 @@ def build_parser() -> argparse.ArgumentParser:
     encrypt.add_argument(
         "--algorithm",
         required=True,
+        type=_values.algorithm,
         metavar="NAME",
         help=f"{', '.join(_values.ALGORITHMS)}, or a full algorithm name",
     )
-    which = encrypt.add_mutually_exclusive_group(required=True)
-    which.add_argument("--key-id", metavar="UUID", help="the data key's id")
-    which.add_argument("--key-alt-name", metavar="NAME", help="the data key's alternate name")
+    _encryption_options(encrypt)
     encrypt.add_argument(
-        "--contention-factor", type=_non_negative, metavar="N", help="indexed, range, string"
-    )
-    encrypt.add_argument("--query-type", choices=_values.QUERY_TYPES, help="make a find payload")
-    encrypt.add_argument(
-        "--range-opts", metavar="JSON", help='{"min": ..., "max": ..., "sparsity": ...}'
+        "--query-type",
+        choices=_values.QUERY_TYPES,
+        help="make a find payload (range: use encrypt-expression)",
     )
     encrypt.add_argument(
         "--string-opts", metavar="JSON", help='{"caseSensitive": ..., "prefix": {...}, ...}'
     )
-    encrypt.add_argument("--canonical", action="store_true", help="canonical Extended JSON")
     encrypt.set_defaults(run=_values.cmd_encrypt)
+
+    expression = commands.add_parser(
+        "encrypt-expression",
+        parents=common,
+        help="encrypt the bounds of a range query",
+        description=(
+            "Encrypt the bounds of a range query on a field encrypted with the Range algorithm: "
+            'an Extended JSON {"$and": [{"f": {"$gte": LOW}}, {"f": {"$lt": HIGH}}]} in, the '
+            "expression to send in a find filter out."
+        ),
+    )
+    expression.add_argument(
+        "expression", nargs="?", metavar="EXPRESSION", help="Extended JSON (default: stdin)"
+    )
+    _encryption_options(expression)
+    expression.set_defaults(run=_values.cmd_encrypt_expression)
 
     decrypt = commands.add_parser(
         "decrypt",
@@ -284,6 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     doctor.add_argument("--uri", help=f"ping this server (${ENV_URI})")
+    doctor.add_argument(
+        "--key-vault",
+        metavar="DB.COLL",
+        help=f"check this key vault's unique index on keyAltNames (default {DEFAULT_KEY_VAULT})",
+    )
     doctor.add_argument("--config", metavar="FILE", help=f"TOML config file (${ENV_CONFIG})")
     doctor.add_argument(
         "--timeout-ms",
@@ -317,6 +409,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        _merge_global(parser, args)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     secrets: list[str] = []

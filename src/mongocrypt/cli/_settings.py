@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -146,11 +147,19 @@ def _read_document(path: str, what: str) -> dict[str, Any]:
     return document
 
 
+def _from_base64(text: bytes) -> bytes:
+    """Base64 text decoded, line breaks and other white space ignored (``base64`` wraps at 76).
+
+    :raises ValueError: when the rest is not valid base64.
+    """
+    return base64.b64decode(b"".join(text.split()), validate=True)
+
+
 def _local_key(value: object, provider: str) -> bytes:
     """A local master key from bytes or base64 text; never quotes the key in errors."""
     if isinstance(value, str):
         try:
-            value = base64.b64decode(value.strip(), validate=True)
+            value = _from_base64(value.encode("ascii", "replace"))
         except ValueError:
             raise UsageError(f"the master key of {provider!r} is not valid base64") from None
     if not isinstance(value, (bytes, bytearray)):
@@ -171,7 +180,7 @@ def read_local_key_file(path: str, provider: str = "local") -> bytes:
     if len(data) == LOCAL_KEY_SIZE:
         return data
     try:
-        decoded = base64.b64decode(data.strip(), validate=True)
+        decoded = _from_base64(data)
     except ValueError:
         raise UsageError(
             f"local key file {path} must hold {LOCAL_KEY_SIZE} bytes or their base64, "
@@ -220,7 +229,29 @@ def _tls_paths(options: Mapping[str, Any], base: Path) -> dict[str, dict[str, An
     return result
 
 
-def _namespace(value: str) -> str:
+def _warn_if_exposed(path: Path, config: Mapping[str, Any]) -> None:
+    """Warn on stderr when a config file holding secrets is readable by other users."""
+    if os.name != "posix" or not (path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH)):
+        return
+    tables = [
+        table
+        for section in ("kms_providers", "kms_tls_options")
+        if isinstance(config.get(section), Mapping)
+        for table in config[section].values()
+        if isinstance(table, Mapping)
+    ]
+    holds_secrets = _uri_password(str(config.get("uri", ""))) is not None or any(
+        is_secret_name(name) for table in tables for name in table
+    )
+    if holds_secrets:
+        sys.stderr.write(
+            f"{PROG}: warning: config file {path} holds secrets and other users can read it "
+            f"(chmod 600 {path})\n"
+        )
+
+
+def check_namespace(value: str) -> str:
+    """``value`` if it is a ``database.collection`` namespace, else a usage error."""
     database, _, collection = value.partition(".")
     if not database or not collection or collection.endswith("."):
         raise UsageError(f"key vault namespace must be 'database.collection', not {value!r}")
@@ -236,6 +267,7 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
     if config_path:
         path = Path(config_path)
         config = _load_toml(path)
+        _warn_if_exposed(path, config)
         base = path.resolve().parent
         unknown = sorted(set(config) - set(CONFIG_KEYS))
         if unknown:
@@ -246,19 +278,21 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
     uri = getattr(args, "uri", None) or environ.get(ENV_URI) or config.get("uri")
     if uri is not None:
         settings.uri, settings.uri_given = str(uri), True
-    if hasattr(args, "key_vault"):  # every command but doctor
-        settings.key_vault = _namespace(
-            args.key_vault
-            or environ.get(ENV_KEY_VAULT)
-            or str(config.get("key_vault", DEFAULT_KEY_VAULT))
-        )
+    key_vault = (
+        getattr(args, "key_vault", None)
+        or environ.get(ENV_KEY_VAULT)
+        or str(config.get("key_vault", DEFAULT_KEY_VAULT))
+    )
+    # The doctor reports a bad namespace as a finding (when it checks a server), never stops.
+    doctor = not hasattr(args, "kms_providers_file")
+    settings.key_vault = key_vault if doctor else check_namespace(key_vault)
     timeout = getattr(args, "timeout_ms", None)
     if timeout is None and "timeout_ms" in config:
         timeout = config["timeout_ms"]
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
             raise UsageError("timeout_ms in the config file must be a positive integer")
     settings.timeout_ms = timeout
-    if not hasattr(args, "kms_providers_file"):  # doctor needs no KMS credentials
+    if doctor:  # it needs no KMS credentials
         return settings
 
     providers = _normalise_providers(config.get("kms_providers", {}), base)
