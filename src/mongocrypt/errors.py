@@ -31,6 +31,8 @@ from typing import Any, Optional
 
 from pymongo.errors import PyMongoError
 
+from mongocrypt._secrets import REDACTED, is_secret_name
+
 __all__ = [
     "CredentialsError",
     "EncryptedCollectionError",
@@ -43,11 +45,6 @@ __all__ = [
     "redact",
 ]
 
-#: Names of JSON keys and XML elements whose values never appear in a message: credentials, and
-#: the unwrapped data key a KMS returns (AWS ``Plaintext``, GCP ``plaintext``, Azure ``value``).
-_SECRET_NAME = re.compile(
-    r"token|secret|accesskey|password|signature|plaintext|^value$", re.IGNORECASE
-)
 #: A JSON member: key, separator, then a string (possibly unterminated) or a bare value.
 _JSON_MEMBER = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
 #: An XML element's opening tag and its text.
@@ -56,31 +53,29 @@ _XML_TEXT = re.compile(r"<([\w:.-]+)([^>]*)>([^<]*)")
 _RANGE_VALUE = re.compile(r"(\bvalue: )\S+")
 
 
-def _is_secret_name(name: str) -> bool:
-    return _SECRET_NAME.search(name.replace("_", "").replace("-", "")) is not None
-
-
 def _redact_json_member(match: re.Match[str]) -> str:
-    if _is_secret_name(match.group(1)):
-        return f'"{match.group(1)}"{match.group(2)}"<redacted>"'
+    if is_secret_name(match.group(1)):
+        return f'"{match.group(1)}"{match.group(2)}"{REDACTED}"'
     return match.group(0)
 
 
 def _redact_xml_text(match: re.Match[str]) -> str:
-    if _is_secret_name(match.group(1).rpartition(":")[2]) and match.group(3).strip():
-        return f"<{match.group(1)}{match.group(2)}><redacted>"
+    if is_secret_name(match.group(1).rpartition(":")[2]) and match.group(3).strip():
+        return f"<{match.group(1)}{match.group(2)}>{REDACTED}"
     return match.group(0)
 
 
 def redact(text: str) -> str:
     """``text`` with secret JSON members, secret XML elements and quoted Range values replaced.
 
+    Which names are secret is :func:`mongocrypt._secrets.is_secret_name`'s policy.
+
     Applied to every message that quotes something a peer or libmongocrypt wrote (a KMS or
     credential-endpoint reply body, a libmongocrypt status), so the promise above holds.
     """
     text = _JSON_MEMBER.sub(_redact_json_member, text)
     text = _XML_TEXT.sub(_redact_xml_text, text)
-    return _RANGE_VALUE.sub(r"\1<redacted>", text)
+    return _RANGE_VALUE.sub(rf"\g<1>{REDACTED}", text)
 
 
 class MongoCryptError(Exception):

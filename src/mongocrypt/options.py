@@ -15,6 +15,7 @@ import bson
 from bson import Binary, Int64
 from bson.binary import UUID_SUBTYPE
 
+from mongocrypt._secrets import shown
 from mongocrypt.engine.options import DataKeyOptions, ExplicitEncryptOptions, check_data_key_fields
 
 __all__ = [
@@ -107,10 +108,10 @@ class DataKeyOpts:
         )
 
     def __repr__(self) -> str:
-        material = None if self.key_material is None else "<redacted>"
         return (
             f"DataKeyOpts(master_key={self.master_key!r}, "
-            f"key_alt_names={list(self.key_alt_names)!r}, key_material={material})"
+            f"key_alt_names={list(self.key_alt_names)!r}, "
+            f"key_material={shown('key_material', self.key_material)})"
         )
 
 

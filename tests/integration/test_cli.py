@@ -118,7 +118,9 @@ COMMANDS = [
     ["keys", "add-alt-name"],
     ["keys", "remove-alt-name"],
     ["keys", "rewrap"],
+    ["keys", "create-index"],
     ["encrypt"],
+    ["encrypt-expression"],
     ["decrypt"],
     ["doctor"],
 ]
@@ -626,3 +628,188 @@ def test_doctor_query_analysis_modes(
     missing = tmp_path / "mongo_crypt_v1.so"
     shared = run.json("doctor", "--crypt-shared-lib-path", str(missing))["crypt_shared"]
     assert shared["found"] is False and shared["searched"] == str(missing)
+
+
+# -- the traps a new user met (issue 15, items 8-13) ------------------------------------------
+
+
+def _without_index(mongodb_uri: str, vault: str) -> pymongo.MongoClient[Any]:
+    """A client on the test's key vault, whose unique index on keyAltNames is dropped."""
+    client: pymongo.MongoClient[Any] = pymongo.MongoClient(
+        mongodb_uri, uuidRepresentation="standard"
+    )
+    database, collection = vault.split(".", 1)
+    client[database][collection].drop_index("keyAltNames_1")
+    return client
+
+
+@pytest.mark.usefixtures("env")
+def test_alt_names_stay_unique_without_the_index(run: Run, mongodb_uri: str, vault: str) -> None:
+    with _without_index(mongodb_uri, vault):
+        first = run.json("keys", "create", "local", "--alt-name", "shared")["id"]
+        second = run.json("keys", "create", "local")["id"]
+        code, _, err = run("keys", "add-alt-name", second, "shared")
+        assert code == 1 and f"alternate name 'shared' already belongs to key {first}" in err
+        assert "mongocrypt keys create-index" in err
+        code, _, err = run("keys", "create", "local", "--alt-name", "shared")
+        assert code == 1 and "already belongs" in err
+        assert [k["id"] for k in run.json("keys", "list")] == [first, second]
+        # Adding a key's own name again is no conflict.
+        assert run.json("keys", "add-alt-name", first, "shared")["keyAltNames"] == ["shared"]
+        code, out, _ = run("doctor")
+        assert code == 1 and f"key vault          {vault}: NO unique index on keyAltNames" in out
+        assert f"problem: key vault {vault} has no unique index" in out and "create-index" in out
+
+        created = run.json("keys", "create-index")
+        assert created["namespace"] == vault and created["unique"] is True
+        assert created["key"] == {"keyAltNames": 1}
+        assert created["partialFilterExpression"] == {"keyAltNames": {"$exists": True}}
+        code, out, _ = run("doctor")
+        assert f"key vault          {vault}: unique index on keyAltNames" in out
+        assert "problem: key vault" not in out
+        # From now on the server refuses a duplicate by itself.
+        code, _, err = run("keys", "add-alt-name", second, "shared")
+        assert code == 1 and "11000" in err
+
+
+@pytest.mark.usefixtures("env")
+def test_shared_alt_names_are_named(run: Run, mongodb_uri: str, vault: str) -> None:
+    with _without_index(mongodb_uri, vault) as client:
+        first = run.json("keys", "create", "local", "--alt-name", "twin")["id"]
+        second = run.json("keys", "create", "local")["id"]
+        database, collection = vault.split(".", 1)
+        client[database][collection].update_one(
+            {"_id": uuid.UUID(second)}, {"$push": {"keyAltNames": "twin"}}
+        )
+        shared = f"keys {' and '.join(sorted([first, second]))} share the alternate name 'twin'"
+        code, _, err = run("keys", "rewrap")
+        assert code == 1 and "rewrap stopped after 0 of 2 keys" in err
+        assert shared in err and "create-index" in err
+        code, _, err = run("keys", "create-index")
+        assert code == 1 and shared in err
+        assert "remove-alt-name" in err
+
+
+def test_options_before_the_command(
+    run: Run, mongodb_uri: str, vault: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("MONGOCRYPT_") or name == "MONGODB_URI":
+            monkeypatch.delenv(name)
+    first, second = tmp_path / "first.key", tmp_path / "second.key"
+    first.write_bytes(os.urandom(96))
+    second.write_bytes(os.urandom(96))
+    config = tmp_path / "cfg.toml"
+    config.write_text(f'uri = {json.dumps(mongodb_uri)}\nkey_vault = "{vault}"\n')
+    key_flag = f"local:first={first}"
+    key_id = run.json(
+        "--config", str(config), "keys", "create", "local:first", "--local-key-file", key_flag
+    )["id"]
+    code, out, err = run("--config", str(config), "--json", "keys", "list")
+    assert code == 0, err
+    assert [k["id"] for k in json.loads(out)] == [key_id]
+    # Lists add up across both places: one key file before the command, one after.
+    code, out, err = run(
+        "--config", str(config), "--local-key-file", key_flag,
+        "keys", "rewrap", "--provider", "local:second",
+        "--local-key-file", f"local:second={second}",
+    )  # fmt: skip
+    assert code == 0 and out.startswith("matched 1 keys, rewrapped 1 to local:second"), err
+    # A flag after the command wins over the same flag before it.
+    other = f"{vault.split('.')[0]}.other"
+    assert (
+        run.json(
+            "--key-vault", vault, "--config", str(config), "keys", "list", "--key-vault", other
+        )
+        == []
+    )
+    code, _, err = run("--local-key-file", str(first), "doctor")
+    assert code == 2 and "--local-key-file does not apply to 'doctor'" in err
+
+
+@pytest.mark.usefixtures("env")
+def test_base64_key_file_with_line_breaks(
+    run: Run, local_key: tuple[Path, bytes], tmp_path: Path
+) -> None:
+    wrapped = tmp_path / "master.b64"
+    wrapped.write_bytes(base64.encodebytes(local_key[1]))  # what base64(1) writes
+    assert wrapped.read_text().count("\n") == 2
+    key_id = run.json("keys", "create", "local")["id"]
+    encrypted = run.json(
+        "encrypt", '"x"', "--algorithm", "random", "--key-id", key_id,
+        "--local-key-file", str(wrapped),
+    )  # fmt: skip
+    assert run.json("decrypt", json.dumps(encrypted["ciphertext"])) == {"value": "x"}
+
+
+def test_misspelt_algorithm_is_a_usage_error(run: Run) -> None:
+    code, out, err = run(
+        "encrypt", '"x"', "--algorithm", "determinstic", "--key-id", str(uuid.uuid4())
+    )
+    assert code == 2 and out == ""
+    assert "argument --algorithm: unknown algorithm 'determinstic'" in err
+    for name in (
+        "deterministic",
+        "random",
+        "indexed",
+        "range",
+        "AEAD_AES_256_CBC_HMAC_SHA_512-Random",
+    ):
+        assert name in err
+
+
+@pytest.mark.usefixtures("env")
+def test_encrypt_expression(run: Run) -> None:
+    key_id = run.json("keys", "create", "local", "--alt-name", "ages")["id"]
+    options = [
+        "--contention-factor",
+        "0",
+        "--range-opts",
+        '{"min": 0, "max": 200, "sparsity": 1, "trimFactor": 1}',
+    ]
+    expression = '{"$and": [{"age": {"$gte": 18}}, {"age": {"$lt": 65}}]}'
+    for key in (["--key-id", key_id], ["--key-alt-name", "ages"]):
+        encrypted = run.json("encrypt-expression", expression, *key, *options)["expression"]
+        bounds = encrypted["$and"]
+        assert [list(bound["age"]) for bound in bounds] == [["$gte"], ["$lt"]]
+        payload = bounds[0]["age"]["$gte"]["$binary"]
+        assert payload["subType"] == "06" and "18" not in json.dumps(bounds)
+    code, out, err = run("encrypt-expression", *key, *options, stdin=expression)
+    assert code == 0 and '"$and"' in out, err
+
+    code, _, err = run("encrypt-expression", '{"age": {"$gte": 18}}', "--key-id", key_id, *options)
+    assert code == 2 and 'must be an Extended JSON {"$and": [...]}' in err
+    code, _, err = run(
+        "encrypt",
+        "18",
+        "--algorithm",
+        "range",
+        "--query-type",
+        "range",
+        "--key-id",
+        key_id,
+        *options,
+    )
+    assert code == 2 and "mongocrypt encrypt-expression" in err
+
+
+@pytest.mark.usefixtures("env")
+def test_config_file_with_secrets_readable_by_others(run: Run, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.toml"
+    secret.write_text(
+        f'[kms_providers.local]\nkey = "{base64.b64encode(os.urandom(96)).decode()}"\n'
+    )
+    plain = tmp_path / "plain.toml"
+    plain.write_text('[kms_providers.local]\nkey_file = "master.key"\n')
+    (tmp_path / "master.key").write_bytes(os.urandom(96))
+    warning = f"mongocrypt: warning: config file {secret} holds secrets and other users can read it"
+    secret.chmod(0o644)
+    code, _, err = run("keys", "list", "--config", str(secret))
+    assert code == 0 and warning in err and f"chmod 600 {secret}" in err
+    secret.chmod(0o640)
+    code, _, err = run("keys", "list", "--config", str(secret))
+    assert code == 0 and warning in err
+    secret.chmod(0o600)
+    assert run("keys", "list", "--config", str(secret)) == (0, "", "")
+    plain.chmod(0o644)  # the key is in another file
+    assert run("keys", "list", "--config", str(plain)) == (0, "", "")

@@ -13,6 +13,8 @@ from typing import Any, Optional, Union
 
 import bson
 
+from mongocrypt._secrets import shown
+
 __all__ = [
     "BsonLike",
     "DataKeyOptions",
@@ -246,9 +248,8 @@ class DataKeyOptions:
         check_data_key_fields(self.master_key, self.key_alt_names, self.key_material)
 
     def __repr__(self) -> str:
-        # key_material is a secret.
-        material = "None" if self.key_material is None else "<redacted>"
         return (
             f"DataKeyOptions(kms_provider={self.kms_provider!r}, master_key={self.master_key!r}, "
-            f"key_alt_names={list(self.key_alt_names)!r}, key_material={material})"
+            f"key_alt_names={list(self.key_alt_names)!r}, "
+            f"key_material={shown('key_material', self.key_material)})"
         )
