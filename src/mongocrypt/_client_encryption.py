@@ -21,11 +21,25 @@ from mongocrypt.events import EncryptionEventListener, EventPublisher
 from mongocrypt.io.key_vault import key_vault_collection
 from mongocrypt.options import DataKeyOpts, EncryptOpts, RewrapManyDataKeyOpts
 
-__all__ = ["ClientEncryptionCore", "checked_credential_providers"]
+__all__ = ["ClientEncryptionCore", "check_client", "checked_credential_providers"]
+
+
+def check_client(value: object, option: str, expected: tuple[type, ...]) -> None:
+    """Refuse anything but a client of the ``expected`` classes (a ``Database`` given as a client
+    would put the keys in ``db.db.collection``).
+
+    :raises TypeError: naming ``option``, the expected classes and the class given.
+    """
+    if not isinstance(value, expected):
+        names = " or ".join(cls.__name__ for cls in expected)
+        raise TypeError(f"{option} must be a pymongo {names}, not {type(value).__name__}")
 
 
 class ClientEncryptionCore:
     """Validation, request building and result shaping shared by the sync and async classes."""
+
+    #: The client class the key vault client must be (each subclass names its own).
+    _client_type: type = object
 
     def __init__(
         self,
@@ -38,6 +52,7 @@ class ClientEncryptionCore:
         timeout_ms: Optional[int],
         event_listeners: Optional[Sequence[EncryptionEventListener]],
     ) -> None:
+        check_client(key_vault_client, "key_vault_client", (self._client_type,))
         if (
             not isinstance(key_vault_namespace, str)
             or key_vault_namespace.count(".") < 1

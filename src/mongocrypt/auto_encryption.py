@@ -26,9 +26,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
+import pymongo
 from pymongo.encryption_options import AutoEncryptionOpts as _PymongoAutoEncryptionOpts
 
 from mongocrypt import _env
+from mongocrypt._namespaces import check_namespace_map
 from mongocrypt.credentials import AwsCredentialProvider
 from mongocrypt.events import EncryptionEventListener, EventPublisher
 
@@ -40,6 +42,8 @@ __all__ = [
     "query_analysis_mode",
 ]
 
+#: What ``key_vault_client`` may be: the key vault's own client, sync or asyncio.
+CLIENT_TYPES = (pymongo.MongoClient, pymongo.AsyncMongoClient)
 QUERY_ANALYSIS_MODES = ("auto", "mongocryptd", "crypt_shared", "embedded", "none")
 
 
@@ -88,6 +92,16 @@ class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
                 f"query_analysis must be one of {', '.join(QUERY_ANALYSIS_MODES)}, "
                 f"not {query_analysis!r}"
             )
+        from mongocrypt._client_encryption import check_client, checked_credential_providers
+
+        if key_vault_client is not None:
+            check_client(key_vault_client, "key_vault_client", CLIENT_TYPES)
+        for name, value in (
+            ("schema_map", schema_map),
+            ("encrypted_fields_map", encrypted_fields_map),
+        ):
+            if value is not None:
+                check_namespace_map(value, name)
         both = set(schema_map or {}) & set(encrypted_fields_map or {})
         if both:
             raise ValueError(
@@ -119,8 +133,6 @@ class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
             raise TypeError(
                 f"kms_connect_callback must be callable, not {type(kms_connect_callback).__name__}"
             )
-        from mongocrypt._client_encryption import checked_credential_providers
-
         self.credential_providers = checked_credential_providers(
             credential_providers, kms_providers
         )

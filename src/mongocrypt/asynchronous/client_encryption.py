@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Union
 
+import pymongo
 from bson import Binary
 from bson.codec_options import CodecOptions
 
@@ -47,6 +48,8 @@ class AsyncClientEncryption(ClientEncryptionCore):
     :param event_listeners: :class:`~mongocrypt.events.EncryptionEventListener` instances.
     :raises ValueError: or TypeError naming the offending option.
     """
+
+    _client_type = pymongo.AsyncMongoClient
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ from typing import Any, Optional, Union
 
 import bson
 
+from mongocrypt._namespaces import check_namespace_map
 from mongocrypt._secrets import shown
 
 __all__ = [
@@ -96,6 +97,12 @@ class MongoCryptOptions:
         self.kms_providers_bson = bson.encode(kms_providers)
         #: providers whose credentials are fetched on demand (configured as an empty mapping)
         self.on_demand_providers = tuple(name for name, s in kms_providers.items() if not s)
+        for name, value in (
+            ("schema_map", schema_map),
+            ("encrypted_fields_map", encrypted_fields_map),
+        ):
+            if value is not None:
+                check_namespace_map(value, name)
         self.schema_map = None if schema_map is None else encode_bson(schema_map, "schema_map")
         self.encrypted_fields_map = (
             None

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Union
 
+import pymongo
 from bson import Binary
 from bson.codec_options import CodecOptions
 
@@ -50,6 +51,8 @@ class ClientEncryption(ClientEncryptionCore):
     :param event_listeners: :class:`~mongocrypt.events.EncryptionEventListener` instances.
     :raises ValueError: or TypeError naming the offending option.
     """
+
+    _client_type = pymongo.MongoClient
 
     def __init__(
         self,

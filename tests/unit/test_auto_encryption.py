@@ -1,0 +1,93 @@
+"""The checks AutoEncryptionOpts (ours, and pymongo's own on the drop-in path) make before any
+command runs: namespaces of the schema maps, the documents they map to, the key vault client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymongo
+import pytest
+from pymongo.encryption_options import AutoEncryptionOpts as PymongoAutoEncryptionOpts
+
+from mongocrypt.auto_encryption import AutoEncryptionOpts
+
+PROVIDERS = {"local": {"key": b"k" * 96}}
+SCHEMA = {"bsonType": "object", "properties": {}}
+
+BAD_KEYS = ["people", ".people", "db.", "", "d b.people", "db$.people", 3]
+
+
+def _map_option(option: str, key: Any, value: Any) -> dict[str, Any]:
+    return {option: {key: value}}
+
+
+@pytest.mark.parametrize("option", ["schema_map", "encrypted_fields_map"])
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_map_keys_must_be_namespaces(option: str, key: Any) -> None:
+    """CSE-AEO-04 / CSE-AEO-06: a key that is not ``database.collection`` would never match a
+    command, so the collection's fields would be written in clear: refused, naming the key."""
+    with pytest.raises(ValueError) as info:
+        AutoEncryptionOpts(PROVIDERS, "kv.keys", **_map_option(option, key, {"fields": []}))
+    assert option in str(info.value)
+    assert repr(key) in str(info.value)
+    assert "database.collection" in str(info.value)
+
+
+@pytest.mark.parametrize("option", ["schema_map", "encrypted_fields_map"])
+@pytest.mark.parametrize("value", ["{}", [SCHEMA], None, 1])
+def test_map_values_must_be_documents(option: str, value: Any) -> None:
+    """CSE-AEO-04 / CSE-AEO-06: each namespace maps to a document."""
+    with pytest.raises(TypeError) as info:
+        AutoEncryptionOpts(PROVIDERS, "kv.keys", **_map_option(option, "db.people", value))
+    assert f"{option}['db.people'] must be a document" in str(info.value)
+
+
+@pytest.mark.parametrize("option", ["schema_map", "encrypted_fields_map"])
+def test_map_must_be_a_mapping(option: str) -> None:
+    with pytest.raises(TypeError, match=f"{option} must be a mapping"):
+        AutoEncryptionOpts(PROVIDERS, "kv.keys", **{option: [("db.people", SCHEMA)]})
+
+
+def test_valid_maps_are_accepted() -> None:
+    """Collection names may hold dots; only the database part may not."""
+    opts = AutoEncryptionOpts(
+        PROVIDERS,
+        "kv.keys",
+        schema_map={"db.people": SCHEMA, "db.a.b": SCHEMA},
+        encrypted_fields_map={"db.qe": {"fields": []}},
+    )
+    assert set(opts._schema_map) == {"db.people", "db.a.b"}
+
+
+@pytest.mark.parametrize("option", ["schema_map", "encrypted_fields_map"])
+def test_pymongos_own_options_are_checked_on_the_drop_in_path(option: str) -> None:
+    """CSE-AEO-04: unchanged pymongo code gets the same check when the client is built (the
+    engine's options are built there), before anything is written."""
+    opts = PymongoAutoEncryptionOpts(PROVIDERS, "kv.keys", **{option: {"people": SCHEMA}})
+    with pytest.raises(ValueError) as info:
+        pymongo.MongoClient("mongodb://127.0.0.1:1", auto_encryption_opts=opts, connect=False)
+    assert f"{option} key 'people'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "client",
+    [
+        pytest.param(lambda: pymongo.MongoClient(connect=False).kv, id="Database"),
+        pytest.param(lambda: pymongo.MongoClient(connect=False).kv.keys, id="Collection"),
+        pytest.param(lambda: "mongodb://localhost", id="str"),
+    ],
+)
+def test_key_vault_client_must_be_a_client(client: Any) -> None:
+    """A Database given as key_vault_client would put the keys in ``db.db.coll``: refused."""
+    wrong = client()
+    with pytest.raises(TypeError) as info:
+        AutoEncryptionOpts(PROVIDERS, "kv.keys", key_vault_client=wrong)
+    message = str(info.value)
+    assert "key_vault_client must be a pymongo MongoClient or AsyncMongoClient" in message
+    assert type(wrong).__name__ in message
+
+
+def test_key_vault_client_may_be_omitted_or_a_client() -> None:
+    with pymongo.MongoClient(connect=False) as client:
+        assert AutoEncryptionOpts(PROVIDERS, "kv.keys", key_vault_client=client)
+    assert AutoEncryptionOpts(PROVIDERS, "kv.keys")._key_vault_client is None
