@@ -22,29 +22,42 @@ For unchanged code that builds pymongo's own ``AutoEncryptionOpts``, the environ
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
 import pymongo
 from pymongo.encryption_options import AutoEncryptionOpts as _PymongoAutoEncryptionOpts
+from pymongo.errors import PyMongoError
 
 from mongocrypt import _env
 from mongocrypt._namespaces import check_namespace_map
 from mongocrypt.credentials import AwsCredentialProvider
+from mongocrypt.engine import MongoCryptOptions
+from mongocrypt.errors import QueryAnalysisError, redact
 from mongocrypt.events import EncryptionEventListener, EventPublisher
 
 __all__ = [
     "QUERY_ANALYSIS_MODES",
+    "AnalyzerChoice",
     "AutoEncryptionOpts",
     "embedded_marker",
     "kms_connect_callback",
+    "mongocryptd_error",
     "query_analysis_mode",
 ]
 
 #: What ``key_vault_client`` may be: the key vault's own client, sync or asyncio.
 CLIENT_TYPES = (pymongo.MongoClient, pymongo.AsyncMongoClient)
 QUERY_ANALYSIS_MODES = ("auto", "mongocryptd", "crypt_shared", "embedded", "none")
+#: The modes that search for (and may load) crypt_shared; the others never do.
+_SEARCHING_MODES = ("auto", "crypt_shared")
+#: pymongo's default ``mongocryptd_uri``: any other says where a mongocryptd is expected.
+_DEFAULT_MONGOCRYPTD_URI = "mongodb://localhost:27020"
+LOGGER = logging.getLogger("mongocrypt.auto_encryption")
 
 
 class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
@@ -160,9 +173,99 @@ def kms_connect_callback(opts: Any) -> Optional[Callable[..., Any]]:
     return getattr(opts, "_kms_connect_callback", None)
 
 
+def mongocryptd_error(error: PyMongoError) -> QueryAnalysisError:
+    """The :class:`QueryAnalysisError` for a failed exchange with mongocryptd (its code kept;
+    a server selection timeout stays a timeout)."""
+    code = getattr(error, "code", None)
+    return QueryAnalysisError(
+        f"query analysis by mongocryptd failed: {redact(str(error))}",
+        code if isinstance(code, int) else 0,
+        timeout=error.timeout,
+    )
+
+
 def embedded_marker() -> Callable[[str, bytes], bytes]:
     """The in-process analyzer's marking function."""
     from mongocrypt import analysis
 
     marker: Callable[[str, bytes], bytes] = analysis.mark_command
     return marker
+
+
+class AnalyzerChoice:
+    """Which query analyzer a client's automatic encryption uses, decided when the client is
+    created (ours, or pymongo's own options with ``MONGOCRYPT_QUERY_ANALYSIS``).
+
+    :param opts: the client's ``AutoEncryptionOpts`` (mongocrypt's or pymongo's).
+    """
+
+    def __init__(self, opts: Any) -> None:
+        self.opts = opts
+        self.mode = query_analysis_mode(opts)
+        #: whether the user chose (our option, or the environment variable for pymongo's)
+        self.source = (
+            f"query_analysis={self.mode!r}"
+            if isinstance(opts, AutoEncryptionOpts)
+            else (f"{_env.QUERY_ANALYSIS}={self.mode}" if _env.QUERY_ANALYSIS in os.environ else "")
+        )
+
+    def handle_options(self, options: MongoCryptOptions) -> MongoCryptOptions:
+        """``options`` as the mode needs them: only ``"auto"`` and ``"crypt_shared"`` search for
+        or load crypt_shared; ``"crypt_shared"`` requires it, ``"none"`` bypasses analysis.
+
+        :raises ValueError: if crypt_shared is required in a mode that never loads it.
+        """
+        if self.mode == "auto" or options.bypass_encryption:
+            return options
+        adjusted = copy.copy(options)
+        if self.mode == "crypt_shared":
+            adjusted.crypt_shared_lib_required = True
+            return adjusted
+        if options.crypt_shared_lib_required:
+            raise ValueError(
+                f"crypt_shared_lib_required contradicts {self.source}: that mode never loads "
+                "crypt_shared"
+            )
+        adjusted.crypt_shared_lib_search_paths = ()
+        adjusted.crypt_shared_lib_path = None
+        if self.mode == "none":
+            adjusted.bypass_query_analysis = True
+        return adjusted
+
+    def choose(
+        self, options: MongoCryptOptions, crypt_shared_version: Optional[str]
+    ) -> Optional[Callable[[str, bytes], bytes]]:
+        """Decide and log (once) the analyzer; the embedded analyzer's marker when it is the one
+        (None: crypt_shared inside libmongocrypt, mongocryptd through pymongo, or none)."""
+        if options.bypass_encryption:  # bypass_auto_encryption: decryption only
+            return None
+        analyzer, reason = self._decide(options, crypt_shared_version)
+        fallback = analyzer == "embedded" and not self.source
+        if fallback:
+            LOGGER.warning(
+                "query analysis: embedded (%s): pymongo would spawn a mongocryptd that is not "
+                "there and fail after its server selection timeout; set %s to choose",
+                reason,
+                _env.QUERY_ANALYSIS,
+            )
+        else:
+            LOGGER.info("query analysis: %s (%s)", analyzer, reason)
+        return embedded_marker() if analyzer == "embedded" else None
+
+    def _decide(self, options: MongoCryptOptions, version: Optional[str]) -> tuple[str, str]:
+        if options.bypass_query_analysis:
+            return "none", "bypass_query_analysis is set"
+        if version is not None:
+            return "crypt_shared", f"crypt_shared {version} loaded"
+        if self.mode != "auto":
+            return self.mode, self.source
+        opts = self.opts
+        if getattr(opts, "_mongocryptd_bypass_spawn", False):
+            return "mongocryptd", "no crypt_shared found; mongocryptd_bypass_spawn is set"
+        spawn_path = getattr(opts, "_mongocryptd_spawn_path", None) or "mongocryptd"
+        found = shutil.which(spawn_path)
+        if found is not None:
+            return "mongocryptd", f"no crypt_shared found; spawning {found}"
+        if getattr(opts, "_mongocryptd_uri", _DEFAULT_MONGOCRYPTD_URI) != _DEFAULT_MONGOCRYPTD_URI:
+            return "mongocryptd", "no crypt_shared found; mongocryptd_uri names a mongocryptd"
+        return "embedded", f"no crypt_shared found and {spawn_path!r} is not on PATH"

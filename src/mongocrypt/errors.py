@@ -12,7 +12,9 @@ The tree::
     │   │                          and a pymongo error whose ``timeout`` is True)
     │   ├── CredentialsError       on-demand KMS credentials could not be obtained
     │   ├── QueryAnalysisError     query analysis (mongocryptd, crypt_shared or the embedded
-    │   │                          analyzer) refused a command: an automatic-encryption limit
+    │   │                          analyzer) refused a command (an automatic-encryption
+    │   │                          limit) or failed (mongocryptd unreachable); also a pymongo
+    │   │                          error
     │   ├── KeyVaultError          a key-vault read or write failed; keeps the server's code,
     │   │                          details and error labels (e.g. 11000 for a duplicate alt name)
     │   └── EncryptedCollectionError  create_encrypted_collection failed; carries the
@@ -151,9 +153,24 @@ class EncryptedCollectionError(MongoCryptError):
         self.encrypted_fields = encrypted_fields
 
 
-class QueryAnalysisError(MongoCryptError):
-    """Query analysis refused to mark a command for automatic encryption.
+class QueryAnalysisError(MongoCryptError, PyMongoError):
+    """Query analysis refused or failed to mark a command for automatic encryption.
 
     Raised for commands or constructs automatic encryption cannot handle safely (the analyzer
-    fails closed), with mongocryptd's error code where one exists; nothing was sent to the server.
+    fails closed), and for mongocryptd or crypt_shared failing (mongocryptd unreachable, its error
+    replies, crypt_shared's errors), with mongocryptd's error code where one exists; nothing was
+    sent to the server. A pymongo error too, so pymongo's ``EncryptionError`` around it still
+    reports ``timeout`` when mongocryptd could not be reached in time.
+
+    :param message: what failed.
+    :param code: mongocryptd's (or libmongocrypt's) error code, 0 when there is none.
+    :param timeout: whether the analyzer ran out of time (mongocryptd's server selection).
     """
+
+    def __init__(self, message: str, code: int = 0, timeout: bool = False) -> None:
+        super().__init__(message, code)
+        self._timeout = timeout
+
+    @property
+    def timeout(self) -> bool:
+        return self._timeout

@@ -13,13 +13,15 @@ credentials, key-vault events and, when chosen, the embedded analyzer.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+
+from pymongo.errors import PyMongoError
 
 from mongocrypt.auto_encryption import (
+    AnalyzerChoice,
     AutoEncryptionOpts,
-    embedded_marker,
     kms_connect_callback,
-    query_analysis_mode,
+    mongocryptd_error,
 )
 from mongocrypt.credentials import OnDemandCredentials
 from mongocrypt.dropin._shapes import data_key_options, encrypt_options
@@ -63,7 +65,9 @@ class RoutedIO(_EngineCallback):
             getattr(opts, "_kms_tls_options", None), kms_connect_callback(opts), self.events
         )
         self.credentials = OnDemandCredentials(opts.credential_providers if ours else None)
-        self.marker = embedded_marker() if query_analysis_mode(opts) == "embedded" else None
+        #: the embedded analyzer's marker, when it is the analyzer (set by the auto encrypter)
+        self.marker: Optional[Callable[[str, bytes], bytes]] = None
+        self.analysis = AnalyzerChoice(opts)
         self.namespace = getattr(opts, "_key_vault_namespace", "")
 
     def kms_request(self, kms_context: KmsContext) -> None:
@@ -78,7 +82,10 @@ class RoutedIO(_EngineCallback):
     def mark_command(self, database: str, cmd: bytes) -> Any:
         if self.marker is not None:
             return self.marker(database, cmd)
-        return self.inner.mark_command(database, cmd)
+        try:
+            return self.inner.mark_command(database, cmd)
+        except PyMongoError as exc:
+            raise mongocryptd_error(exc) from exc
 
     def fetch_keys(self, filter: bytes) -> Iterator[bytes]:
         with KeyVaultOperation(self.events, "find", self.namespace) as op:
@@ -114,7 +121,14 @@ class AutoEncrypter(_EngineAutoEncrypter):
     """
 
     def __init__(self, callback: Any, mongo_crypt_opts: MongoCryptOptions) -> None:
-        super().__init__(_routed(callback), mongo_crypt_opts)
+        routed = _routed(callback)
+        if isinstance(routed, RoutedIO):
+            mongo_crypt_opts = routed.analysis.handle_options(mongo_crypt_opts)
+        super().__init__(routed, mongo_crypt_opts)
+        if isinstance(routed, RoutedIO):
+            routed.marker = routed.analysis.choose(
+                mongo_crypt_opts, self.mongocrypt.crypt_shared_lib_version
+            )
 
 
 class ExplicitEncrypter:
