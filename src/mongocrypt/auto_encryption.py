@@ -29,7 +29,10 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
+import bson
 import pymongo
+from bson.binary import UuidRepresentation
+from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo.encryption_options import AutoEncryptionOpts as _PymongoAutoEncryptionOpts
 from pymongo.errors import PyMongoError
 
@@ -48,6 +51,8 @@ __all__ = [
     "kms_connect_callback",
     "mongocryptd_error",
     "query_analysis_mode",
+    "restore_max_time",
+    "split_max_time",
 ]
 
 #: What ``key_vault_client`` may be: the key vault's own client, sync or asyncio.
@@ -182,6 +187,34 @@ def mongocryptd_error(error: PyMongoError) -> QueryAnalysisError:
         code if isinstance(code, int) else 0,
         timeout=error.timeout,
     )
+
+
+#: Decoding a marking command and encoding it again keeps every value as it was.
+_ROUND_TRIP: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=UuidRepresentation.UNSPECIFIED,
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO,
+)
+
+
+def split_max_time(command: bytes) -> tuple[bytes, Any]:
+    """``command`` without its ``maxTimeMS`` (which must never reach mongocryptd), and the value
+    taken out (None when there was none)."""
+    if b"maxTimeMS\x00" not in command:
+        return command, None
+    document = bson.decode(command, _ROUND_TRIP)
+    value = document.pop("maxTimeMS", None)
+    return bson.encode(document, codec_options=_ROUND_TRIP), value
+
+
+def restore_max_time(reply: Any, value: Any) -> Any:
+    """mongocryptd's ``reply`` with ``maxTimeMS`` back in the command it returns (the server
+    still gets the bound), when one was taken out."""
+    if value is None:
+        return reply
+    document = bson.decode(bytes(reply), _ROUND_TRIP)
+    if isinstance(document.get("result"), dict):
+        document["result"]["maxTimeMS"] = value
+    return bson.encode(document, codec_options=_ROUND_TRIP)
 
 
 def embedded_marker() -> Callable[[str, bytes], bytes]:

@@ -16,7 +16,8 @@ The tree::
     │   │                          limit) or failed (mongocryptd unreachable); also a pymongo
     │   │                          error
     │   ├── KeyVaultError          a key-vault read or write failed; keeps the server's code,
-    │   │                          details and error labels (e.g. 11000 for a duplicate alt name)
+    │   │                          details and error labels (e.g. 11000 for a duplicate alt name);
+    │   │                          also pymongo's OperationFailure
     │   └── EncryptedCollectionError  create_encrypted_collection failed; carries the
     │                                 encryptedFields filled in so far
     ├── TypeError                  an option has the wrong type (the message names the option)
@@ -31,7 +32,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from mongocrypt._secrets import REDACTED, is_secret_name
 
@@ -116,13 +117,18 @@ class MongoCryptTimeoutError(MongoCryptError, PyMongoError, TimeoutError):
         return True
 
 
-class KeyVaultError(MongoCryptError):
+class KeyVaultError(MongoCryptError, OperationFailure):
     """A key-vault operation failed on the server or on the way to it.
+
+    Also pymongo's ``OperationFailure`` with the server's code, details and labels, so code
+    written for pymongo (reading ``EncryptionError.cause``, catching ``OperationFailure``) sees
+    the server's error as it would without mongocrypt.
 
     :param message: what failed.
     :param code: the server's error code (0 when there is none, e.g. a network error).
     :param details: the server's error document, if any.
     :param error_labels: the server's error labels.
+    :param timeout: whether the failure was a timeout (e.g. no server selected in time).
     """
 
     def __init__(
@@ -131,14 +137,21 @@ class KeyVaultError(MongoCryptError):
         code: int = 0,
         details: Optional[Mapping[str, Any]] = None,
         error_labels: Sequence[str] = (),
+        timeout: bool = False,
     ) -> None:
-        super().__init__(message, code)
-        self.details = details
-        self.error_labels = tuple(error_labels)
+        # OperationFailure owns ``code`` and ``details`` (read-only properties).
+        OperationFailure.__init__(self, message, code, details)
+        self._error_labels = set(error_labels)
+        self._timed_out = timeout
 
-    def has_error_label(self, label: str) -> bool:
-        """Whether the server attached ``label`` to the error (pymongo's API)."""
-        return label in self.error_labels
+    @property
+    def error_labels(self) -> tuple[str, ...]:
+        """The server's error labels, sorted."""
+        return tuple(sorted(self._error_labels))
+
+    @property
+    def timeout(self) -> bool:
+        return self._timed_out or super().timeout
 
 
 class EncryptedCollectionError(MongoCryptError):

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,8 +25,7 @@ from pymongo.encryption_options import AutoEncryptionOpts as PymongoAutoEncrypti
 from pymongo.errors import EncryptionError
 
 from helpers.peers.process import free_port, port_open
-from mongocrypt import ClientEncryption, QueryAnalysisError
-from mongocrypt import _env
+from mongocrypt import ClientEncryption, QueryAnalysisError, _env, cryptd
 from mongocrypt.auto_encryption import AutoEncryptionOpts
 
 CRYPTD = Path(sys.executable).with_name("mongocrypt-cryptd")
@@ -311,8 +310,84 @@ def test_unreachable_mongocryptd_is_a_query_analysis_timeout(vault: dict[str, An
         mongocryptd_uri=f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=200",
     )
     uri = vault["client"].address
-    with pymongo.MongoClient(*uri, auto_encryption_opts=opts) as client:
-        with pytest.raises(EncryptionError) as info, pymongo.timeout(1):
-            client[vault["db"]].people.insert_one({"ssn": "1"})
+    with (
+        pymongo.MongoClient(*uri, auto_encryption_opts=opts) as client,
+        pytest.raises(EncryptionError) as info,
+        pymongo.timeout(1),
+    ):
+        client[vault["db"]].people.insert_one({"ssn": "1"})
     assert isinstance(info.value.cause, QueryAnalysisError), repr(info.value.cause)
     assert info.value.timeout
+
+
+# -- what reaches mongocryptd ------------------------------------------------------------------
+
+
+@pytest.fixture
+def observed_cryptd(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """mongocrypt-cryptd served in this process, recording every command it answers."""
+    received: list[dict[str, Any]] = []
+    answer = cryptd.answer
+
+    def recording(command: dict[str, Any]) -> dict[str, Any]:
+        received.append(dict(command))
+        return answer(command)
+
+    monkeypatch.setattr(cryptd, "answer", recording)
+    port, ready = free_port(), threading.Event()
+    thread = threading.Thread(
+        target=cryptd.serve, args=("127.0.0.1", port, 5.0, ready), daemon=True
+    )
+    thread.start()
+    assert ready.wait(10)
+    yield port, received
+
+
+@pytest.mark.parametrize("ours", [True, False], ids=["mongocrypt-options", "pymongo-options"])
+def test_no_max_time_ms_reaches_mongocryptd(
+    mongodb_uri: str,
+    vault: dict[str, Any],
+    observed_cryptd: tuple[int, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+    ours: bool,
+) -> None:
+    """CSE-CRYPTD-12 / CSE-CSOT-03: with a client timeoutMS, the marking command sent to
+    mongocryptd carries no maxTimeMS."""
+    port, received = observed_cryptd
+    monkeypatch.setenv(_env.QUERY_ANALYSIS, "mongocryptd")
+    cls = AutoEncryptionOpts if ours else PymongoAutoEncryptionOpts
+    opts = cls(
+        vault["providers"],
+        vault["namespace"],
+        schema_map=vault["schema_map"],
+        mongocryptd_uri=f"mongodb://127.0.0.1:{port}",
+        mongocryptd_bypass_spawn=True,
+    )
+    host, server_port = vault["client"].address
+    sent = _Commands()
+    with pymongo.MongoClient(
+        host, server_port, timeoutMS=8000, auto_encryption_opts=opts, event_listeners=[sent]
+    ) as client:
+        client[vault["db"]].people.insert_one({"_id": 1, "ssn": "123-45-6789"})
+        with pymongo.timeout(5):
+            assert client[vault["db"]].people.find_one({"ssn": "123-45-6789"})["_id"] == 1
+    markings = [c for c in received if next(iter(c)) in ("insert", "find")]
+    assert len(markings) == 2, [next(iter(c)) for c in received]
+    assert [c for c in markings if "maxTimeMS" in c] == []
+    # the server still gets the operation's bound
+    to_server = [c for c in sent.commands if next(iter(c)) in ("insert", "find")]
+    assert len(to_server) == 2 and all("maxTimeMS" in c for c in to_server)
+
+
+class _Commands(pymongo.monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.commands: list[Any] = []
+
+    def started(self, event: Any) -> None:
+        self.commands.append(event.command)
+
+    def succeeded(self, event: Any) -> None:
+        pass
+
+    def failed(self, event: Any) -> None:
+        pass

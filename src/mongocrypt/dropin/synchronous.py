@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Callable, Optional
 
+import pymongo
 from pymongo.errors import PyMongoError
 
 from mongocrypt.auto_encryption import (
@@ -22,6 +23,8 @@ from mongocrypt.auto_encryption import (
     AutoEncryptionOpts,
     kms_connect_callback,
     mongocryptd_error,
+    restore_max_time,
+    split_max_time,
 )
 from mongocrypt.credentials import OnDemandCredentials
 from mongocrypt.dropin._shapes import data_key_options, encrypt_options
@@ -82,10 +85,17 @@ class RoutedIO(_EngineCallback):
     def mark_command(self, database: str, cmd: bytes) -> Any:
         if self.marker is not None:
             return self.marker(database, cmd)
+        # maxTimeMS must never reach mongocryptd (CSOT): the command's own is taken out and put
+        # back in the marked command; pymongo would add one under a client timeoutMS, so the
+        # exchange runs outside the operation's timeout, bounded by mongocryptd's own client
+        # (10 s server selection).
+        command, max_time = split_max_time(bytes(cmd))
         try:
-            return self.inner.mark_command(database, cmd)
+            with pymongo.timeout(None):
+                reply = self.inner.mark_command(database, command)
         except PyMongoError as exc:
             raise mongocryptd_error(exc) from exc
+        return restore_max_time(reply, max_time)
 
     def fetch_keys(self, filter: bytes) -> Iterator[bytes]:
         with KeyVaultOperation(self.events, "find", self.namespace) as op:

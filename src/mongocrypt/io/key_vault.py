@@ -52,11 +52,16 @@ def key_vault_collection(collection: C) -> C:
 def key_vault_error(operation: str, namespace: str, error: PyMongoError) -> KeyVaultError:
     """A :class:`KeyVaultError` carrying the server's code, details and labels."""
     details = getattr(error, "details", None)
+    if not isinstance(details, Mapping):
+        details = None
+    # KeyVaultError, an OperationFailure, appends the server's document itself.
+    reason = details.get("errmsg", error) if details is not None else error
     return KeyVaultError(
-        f"key vault {operation} on {namespace} failed: {error}",
+        f"key vault {operation} on {namespace} failed: {reason}",
         code=getattr(error, "code", None) or 0,
-        details=details if isinstance(details, Mapping) else None,
+        details=details,
         error_labels=sorted(getattr(error, "_error_labels", ()) or ()),
+        timeout=error.timeout,
     )
 
 
