@@ -77,6 +77,7 @@ class ClientEncryptionCore:
         database, collection = key_vault_namespace.split(".", 1)
         self._key_vault = key_vault_collection(key_vault_client[database][collection])
         self._codec_options = codec_options or CodecOptions(uuid_representation=STANDARD)
+        self._timeout_ms = timeout_ms
         self._timeout = None if timeout_ms is None else timeout_ms / 1000
         self._events = EventPublisher(event_listeners)
 

@@ -160,8 +160,9 @@ class ClientEncryption(ClientEncryptionCore):
         return document
 
     def get_keys(self) -> Any:
-        """A cursor over every key document (read concern majority)."""
-        return self._key_vault.find({})
+        """A cursor over every key document (read concern majority); with ``timeout_ms``, the
+        server ends the find when it runs out (``maxTimeMS``)."""
+        return self._key_vault.find({}, max_time_ms=self._timeout_ms)
 
     def get_key_by_alt_name(self, key_alt_name: str) -> Optional[Any]:
         """The key document with this alternate name, or None."""
@@ -203,15 +204,18 @@ class ClientEncryption(ClientEncryptionCore):
         """Create the data keys an encryptedFields document lacks, then the QE collection.
 
         Existing clients' automatic encryption settings do not change: configure them after.
+        ``timeout_ms`` bounds the whole operation, not each data key.
 
         :returns: the collection and the encryptedFields with every keyId filled in.
         :raises EncryptedCollectionError: carrying the encryptedFields filled so far.
         """
         filled, needing = self._fields_needing_keys(encrypted_fields)
         try:
-            for field in needing:
-                field["keyId"] = self.create_data_key(kms_provider, DataKeyOpts(master_key))
-            with self._deadline():
+            with self._deadline():  # one budget for every data key and the create
+                for field in needing:
+                    field["keyId"] = self.create_data_key(
+                        kms_provider, DataKeyOpts(master_key)
+                    )
                 collection = database.create_collection(
                     name, encryptedFields=filled, **create_options
                 )
