@@ -30,6 +30,7 @@ from typing import Any, Optional, Union
 
 import bson
 
+from mongocrypt.engine._expression import check_range_expression, redact_expression
 from mongocrypt.engine.binary import BufferLike
 from mongocrypt.engine.context import MongoCryptContext, State
 from mongocrypt.engine.handle import MongoCrypt
@@ -148,6 +149,15 @@ def encrypt_steps(mongocrypt: MongoCrypt, value: BufferLike, opts: ExplicitEncry
     When ``opts`` allow it and the key is cached, one native call does it all, with no I/O.
     """
     _refuse_code_with_nul(value)
+    if opts.is_expression:
+        check_range_expression(bytes(value))
+        try:
+            expression_ctx = mongocrypt.explicit_encryption_context(value, opts)
+            return (yield from _result_of(expression_ctx, "encryption"))
+        except MongoCryptError as exc:
+            if type(exc) is not MongoCryptError:  # not libmongocrypt's refusal: no quote
+                raise
+            raise redact_expression(exc) from None  # the original quotes the bounds
     if opts.fast and type(value) is bytes and value:
         result, ctx = mongocrypt.explicit_fast(
             value, opts.key_id, opts.algorithm, opts.contention_factor, opts.query_type
