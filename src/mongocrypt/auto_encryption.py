@@ -10,14 +10,18 @@ per-provider TLS, proxies through ``kms_connect_callback``, events), on-demand c
 
 Query analysis (``query_analysis``):
 
-- ``"auto"`` (default): as pymongo does it: crypt_shared when it loads, else mongocryptd;
-- ``"mongocryptd"``: always mongocryptd (never search for crypt_shared);
+- ``"auto"`` (default): crypt_shared when it loads, else mongocryptd when it can be spawned (the
+  spawn path found) or is expected (``mongocryptd_bypass_spawn``, another ``mongocryptd_uri``),
+  else the embedded analyzer; the choice and its reason are logged once, at INFO;
+- ``"mongocryptd"``: always mongocryptd;
 - ``"crypt_shared"``: crypt_shared, required (an error at client creation when it does not load);
 - ``"embedded"``: mongocrypt's in-process analyzer: no mongocryptd, no crypt_shared;
 - ``"none"``: no analysis (``bypass_query_analysis``): only explicit encryption and decryption.
 
-For unchanged code that builds pymongo's own ``AutoEncryptionOpts``, the environment variable
-``MONGOCRYPT_QUERY_ANALYSIS`` selects the mode the same way.
+Only ``"auto"`` and ``"crypt_shared"`` search for and load crypt_shared. For unchanged code that
+builds pymongo's own ``AutoEncryptionOpts``, the environment variable ``MONGOCRYPT_QUERY_ANALYSIS``
+selects the mode the same way; without it such options get ``"auto"``, and falling back to the
+embedded analyzer is logged as a WARNING.
 """
 
 from __future__ import annotations
