@@ -5,6 +5,7 @@ typedef enum {
     MONGOCRYPT_STATUS_OK,
     MONGOCRYPT_STATUS_ERROR_CLIENT,
     MONGOCRYPT_STATUS_ERROR_KMS,
+    MONGOCRYPT_STATUS_ERROR_CRYPT_SHARED,
     ...
 } mongocrypt_status_type_t;
 

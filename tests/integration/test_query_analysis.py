@@ -42,6 +42,60 @@ __attribute__((constructor)) static void loaded(void) {
 }
 """
 
+#: A stand-in crypt_shared that loads and refuses every command, as crypt_shared refuses what
+#: automatic encryption cannot do (mongocryptd's code 51118, an operator it does not support).
+REFUSING = r"""
+#include <stdint.h>
+#include <stddef.h>
+typedef struct { int error; int code; const char *explanation; } status_t;
+static status_t statuses[64];
+static int next_status;
+static int lib_handle, analyzer_handle;
+uint64_t mongo_crypt_v1_get_version(void) { return (uint64_t)8 << 48; }
+const char *mongo_crypt_v1_get_version_str(void) { return "stand-in-8.0.0"; }
+status_t *mongo_crypt_v1_status_create(void) {
+    status_t *s = &statuses[next_status++ % 64];
+    s->error = 0; s->code = 0; s->explanation = "";
+    return s;
+}
+void mongo_crypt_v1_status_destroy(status_t *s) { (void)s; }
+int mongo_crypt_v1_status_get_error(const status_t *s) { return s->error; }
+const char *mongo_crypt_v1_status_get_explanation(const status_t *s) { return s->explanation; }
+int mongo_crypt_v1_status_get_code(const status_t *s) { return s->code; }
+void *mongo_crypt_v1_lib_create(status_t *s) { (void)s; return &lib_handle; }
+int mongo_crypt_v1_lib_destroy(void *lib, status_t *s) { (void)lib; (void)s; return 0; }
+void *mongo_crypt_v1_query_analyzer_create(void *lib, status_t *s) {
+    (void)lib; (void)s; return &analyzer_handle;
+}
+void mongo_crypt_v1_query_analyzer_destroy(void *qa) { (void)qa; }
+uint8_t *mongo_crypt_v1_analyze_query(void *qa, const uint8_t *doc, const char *ns,
+                                      uint32_t ns_len, uint32_t *len, status_t *s) {
+    (void)qa; (void)doc; (void)ns; (void)ns_len; (void)len;
+    s->error = 2; s->code = 51118; s->explanation = "stand-in crypt_shared refuses the command";
+    return NULL;
+}
+void mongo_crypt_v1_bson_free(uint8_t *bson) { (void)bson; }
+"""
+
+#: Inserts through a client whose analyzer is the refusing crypt_shared; prints the error.
+REFUSED_INSERT = """
+import sys, pymongo
+from mongocrypt.auto_encryption import AutoEncryptionOpts
+uri, library, namespace = sys.argv[1:4]
+database = namespace.split(".")[0]
+opts = AutoEncryptionOpts(
+    {"local": {"key": b"k" * 96}}, database + ".keys", query_analysis="crypt_shared",
+    crypt_shared_lib_path=library,
+    schema_map={namespace: {"bsonType": "object", "properties": {}}},
+)
+with pymongo.MongoClient(uri, auto_encryption_opts=opts) as client:
+    try:
+        client[database].people.insert_one({"ssn": "123-45-6789"})
+    except pymongo.errors.EncryptionError as exc:
+        cause = exc.cause
+        print(type(cause).__name__, isinstance(exc, pymongo.errors.EncryptionError), cause)
+"""
+
 #: Builds a client (no server needed: the handle is configured when the client is created).
 CLIENT = """
 import sys, pymongo
@@ -391,3 +445,26 @@ class _Commands(pymongo.monitoring.CommandListener):
 
     def failed(self, event: Any) -> None:
         pass
+
+
+def test_crypt_shared_failures_are_query_analysis_errors(mongodb_uri: str, tmp_path: Path) -> None:
+    """CSE-ERR-01: errors of libmongocrypt's crypt_shared category are QueryAnalysisError (the
+    cause of pymongo's EncryptionError). A stand-in crypt_shared that refuses every command runs
+    in a child process (one crypt_shared per process)."""
+    (tmp_path / "refusing.c").write_text(REFUSING)
+    library = tmp_path / "mongo_crypt_v1.so"
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-o", str(library), "refusing.c"], cwd=tmp_path, check=True
+    )
+    namespace = f"qa_{uuid.uuid4().hex[:8]}.people"
+    done = subprocess.run(
+        [sys.executable, "-c", REFUSED_INSERT, mongodb_uri, str(library), namespace],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    kind, wrapped, message = done.stdout.strip().split(" ", 2)
+    assert (kind, wrapped) == ("QueryAnalysisError", "True"), done.stdout
+    assert "stand-in crypt_shared refuses the command" in message
+    assert "code 51118" in message

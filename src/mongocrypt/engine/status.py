@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, NoReturn
 
 from mongocrypt.engine.native import ffi, lib
-from mongocrypt.errors import MongoCryptError, MongoCryptKmsError, redact
+from mongocrypt.errors import MongoCryptError, MongoCryptKmsError, QueryAnalysisError, redact
 
 __all__ = ["raise_status"]
 
@@ -21,7 +21,7 @@ def raise_status(
         ``lib.mongocrypt_ctx_status``.
     :param owner: the libmongocrypt object whose last call failed.
     :param error: the class to raise; a status of libmongocrypt's KMS type always raises
-        :class:`MongoCryptKmsError`.
+        :class:`MongoCryptKmsError`, one of its crypt_shared type :class:`QueryAnalysisError`.
     :raises MongoCryptError: always.
     """
     status = lib.mongocrypt_status_new()
@@ -37,4 +37,6 @@ def raise_status(
     message = redact(message) or "libmongocrypt reported a failure without a message"
     if kind == lib.MONGOCRYPT_STATUS_ERROR_KMS:
         error = MongoCryptKmsError
+    elif kind == lib.MONGOCRYPT_STATUS_ERROR_CRYPT_SHARED:
+        error = QueryAnalysisError
     raise error(message, code)
