@@ -130,6 +130,16 @@ class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
                 f"{', '.join(sorted(both))} is in both schema_map and encrypted_fields_map: "
                 "a collection uses either CSFLE or Queryable Encryption"
             )
+        if query_analysis not in _SEARCHING_MODES:
+            for option, value in (
+                ("crypt_shared_lib_path", crypt_shared_lib_path),
+                ("crypt_shared_lib_required", crypt_shared_lib_required),
+            ):
+                if value:
+                    raise ValueError(
+                        f"{option} contradicts query_analysis={query_analysis!r}, which never "
+                        "loads crypt_shared (use 'crypt_shared' or 'auto')"
+                    )
         if query_analysis == "crypt_shared":
             crypt_shared_lib_required = True
         if query_analysis == "none":

@@ -91,3 +91,30 @@ def test_key_vault_client_may_be_omitted_or_a_client() -> None:
     with pymongo.MongoClient(connect=False) as client:
         assert AutoEncryptionOpts(PROVIDERS, "kv.keys", key_vault_client=client)
     assert AutoEncryptionOpts(PROVIDERS, "kv.keys")._key_vault_client is None
+
+
+@pytest.mark.parametrize("mode", ["embedded", "mongocryptd", "none"])
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"crypt_shared_lib_path": "/opt/mongo_crypt_v1.so"},
+        {"crypt_shared_lib_required": True},
+    ],
+    ids=["path", "required"],
+)
+def test_crypt_shared_options_contradict_modes_that_never_load_it(
+    mode: str, option: dict[str, Any]
+) -> None:
+    with pytest.raises(ValueError) as info:
+        AutoEncryptionOpts(PROVIDERS, "kv.keys", query_analysis=mode, **option)
+    assert f"{next(iter(option))} contradicts query_analysis={mode!r}" in str(info.value)
+
+
+def test_required_crypt_shared_contradicts_the_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pymongo's own options, the mode from the environment: refused when the client is built."""
+    monkeypatch.setenv("MONGOCRYPT_QUERY_ANALYSIS", "embedded")
+    opts = PymongoAutoEncryptionOpts(PROVIDERS, "kv.keys", crypt_shared_lib_required=True)
+    with pytest.raises(ValueError, match="contradicts MONGOCRYPT_QUERY_ANALYSIS=embedded"):
+        pymongo.MongoClient("mongodb://127.0.0.1:1", auto_encryption_opts=opts, connect=False)
