@@ -5,6 +5,7 @@ are a distinct error."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -468,3 +469,29 @@ def test_crypt_shared_failures_are_query_analysis_errors(mongodb_uri: str, tmp_p
     assert (kind, wrapped) == ("QueryAnalysisError", "True"), done.stdout
     assert "stand-in crypt_shared refuses the command" in message
     assert "code 51118" in message
+
+
+def test_async_clients_get_the_same_fallback(
+    mongodb_uri: str,
+    vault: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The asyncio encrypter (the generated sync one's source) decides the same way."""
+    monkeypatch.delenv(_env.QUERY_ANALYSIS, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    opts = PymongoAutoEncryptionOpts(
+        vault["providers"], vault["namespace"], schema_map=vault["schema_map"]
+    )
+
+    async def insert() -> None:
+        async with pymongo.AsyncMongoClient(mongodb_uri, auto_encryption_opts=opts) as client:
+            await client[vault["db"]].people.insert_one({"_id": 1, "ssn": "123-45-6789"})
+
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        asyncio.run(insert())
+    stored = vault["client"][vault["db"]].people.find_one({"_id": 1})
+    assert isinstance(stored["ssn"], Binary) and stored["ssn"].subtype == 6
+    [record] = _analysis_records(caplog)
+    assert record.levelno == logging.WARNING and "embedded" in record.getMessage()
