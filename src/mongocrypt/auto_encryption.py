@@ -131,11 +131,11 @@ class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
                 "a collection uses either CSFLE or Queryable Encryption"
             )
         if query_analysis not in _SEARCHING_MODES:
-            for option, value in (
+            for option, setting in (
                 ("crypt_shared_lib_path", crypt_shared_lib_path),
                 ("crypt_shared_lib_required", crypt_shared_lib_required),
             ):
-                if value:
+                if setting:
                     raise ValueError(
                         f"{option} contradicts query_analysis={query_analysis!r}, which never "
                         "loads crypt_shared (use 'crypt_shared' or 'auto')"
