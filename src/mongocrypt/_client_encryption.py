@@ -158,27 +158,6 @@ class ClientEncryptionCore:
         return filled, needing
 
 
-def _aws_provider(
-    credential_providers: Optional[Mapping[str, Any]], kms_providers: Mapping[str, Any]
-) -> Optional[AwsCredentialProvider]:
-    """The custom AWS credential provider, if any, checked against the spec's rules."""
-    if not credential_providers:
-        return None
-    if not isinstance(credential_providers, Mapping) or set(credential_providers) - {"aws"}:
-        raise ValueError("credential_providers may only hold an 'aws' credential provider")
-    provider = credential_providers.get("aws")
-    if provider is None:
-        return None
-    if not callable(provider):
-        raise TypeError("credential_providers['aws'] must be callable")
-    if kms_providers.get("aws") != {}:
-        raise ValueError(
-            "credential_providers['aws'] requires kms_providers['aws'] to be empty ({}), "
-            "asking for credentials on demand"
-        )
-    return provider  # type: ignore[no-any-return]
-
-
 def checked_credential_providers(
     credential_providers: Optional[Mapping[str, Any]], kms_providers: Mapping[str, Any]
 ) -> Optional[AwsCredentialProvider]:
