@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 import uuid
-from typing import Optional
+from typing import Optional, TypeVar
 
 from bson import Binary
 
@@ -52,39 +52,46 @@ def _input_value(value: Optional[str]) -> str:
     return value
 
 
-def _range_opts(text: Optional[str]) -> Optional[RangeOpts]:
-    document = json_object(text, "--range-opts")
+#: The JSON field names of --range-opts and --string-opts -> the option classes' parameters.
+_RANGE_FIELDS = {
+    "min": "min",
+    "max": "max",
+    "sparsity": "sparsity",
+    "precision": "precision",
+    "trimFactor": "trim_factor",
+}
+_STRING_FIELDS = {
+    "caseSensitive": "case_sensitive",
+    "diacriticSensitive": "diacritic_sensitive",
+    "prefix": "prefix",
+    "suffix": "suffix",
+    "substring": "substring",
+}
+_Opts = TypeVar("_Opts", RangeOpts, StringOpts)
+
+
+def _options(
+    text: Optional[str], flag: str, fields: dict[str, str], kind: type[_Opts]
+) -> Optional[_Opts]:
+    """The options ``flag`` gives as a JSON document, built as ``kind``."""
+    document = json_object(text, flag)
     if document is None:
         return None
-    names = {"min": "min", "max": "max", "sparsity": "sparsity", "precision": "precision"}
-    names["trimFactor"] = "trim_factor"
-    unknown = sorted(set(document) - set(names))
+    unknown = sorted(set(document) - set(fields))
     if unknown:
-        raise UsageError(f"unknown --range-opts field {unknown[0]!r} (known: {', '.join(names)})")
+        raise UsageError(f"unknown {flag} field {unknown[0]!r} (known: {', '.join(fields)})")
     try:
-        return RangeOpts(**{names[k]: v for k, v in document.items()})
+        return kind(**{fields[k]: v for k, v in document.items()})
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"--range-opts: {exc}") from None
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def _range_opts(text: Optional[str]) -> Optional[RangeOpts]:
+    return _options(text, "--range-opts", _RANGE_FIELDS, RangeOpts)
 
 
 def _string_opts(text: Optional[str]) -> Optional[StringOpts]:
-    document = json_object(text, "--string-opts")
-    if document is None:
-        return None
-    names = {
-        "caseSensitive": "case_sensitive",
-        "diacriticSensitive": "diacritic_sensitive",
-        "prefix": "prefix",
-        "suffix": "suffix",
-        "substring": "substring",
-    }
-    unknown = sorted(set(document) - set(names))
-    if unknown:
-        raise UsageError(f"unknown --string-opts field {unknown[0]!r} (known: {', '.join(names)})")
-    try:
-        return StringOpts(**{names[k]: v for k, v in document.items()})
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"--string-opts: {exc}") from None
+    return _options(text, "--string-opts", _STRING_FIELDS, StringOpts)
 
 
 def _encrypt_opts(
