@@ -464,7 +464,10 @@ def test_find_and_modify() -> None:
 # -- aggregation ----------------------------------------------------------------------------------
 
 
-def test_aggregate_marks_match_in_place_and_tracks_the_schema() -> None:
+def test_aggregate_marks_match_as_mongocryptd_and_tracks_the_schema() -> None:
+    """A single-schema $match is written back as mongocryptd serialises it
+    (``{f: {$eq: <marking>}}``, several predicates under ``$and``), not in the user's shape, as
+    the spec's count.json expects of the aggregate countDocuments sends."""
     result = csfle(
         {
             "aggregate": "coll",
@@ -483,14 +486,14 @@ def test_aggregate_marks_match_in_place_and_tracks_the_schema() -> None:
     same(
         result["pipeline"],
         [
-            {"$match": {"ssn": m("a"), "x": {"$gt": 1}}},
+            {"$match": {"$and": [{"ssn": {"$eq": m("a")}}, {"x": {"$gt": 1}}]}},
             {
                 "$addFields": {
                     "ssn": "now plain",
                     "flag": {"$in": ["$age", [m(1, key=K2), m(2, key=K2)]]},
                 }
             },
-            {"$match": {"ssn": "now plain"}},
+            {"$match": {"ssn": {"$eq": "now plain"}}},
             {"$project": {"age": 1, "flag": 1}},
             {"$group": {"_id": "$age", "n": {"$sum": 1}, "all": {"$push": "$flag"}}},
             {"$sort": {"n": -1}},
@@ -507,7 +510,37 @@ def test_group_key_keeps_its_encryption_for_later_stages() -> None:
             "cursor": {},
         }
     )["result"]
-    same(result["pipeline"][1], {"$match": {"_id": m("a")}})
+    same(result["pipeline"][1], {"$match": {"_id": {"$eq": m("a")}}})
+
+
+@pytest.mark.parametrize(
+    "key", ["$ssn", "$name.first", {"$toLower": "$name.last"}, "$name.last", "$nosuchfield"]
+)
+def test_sort_by_count_is_accepted_exactly_when_its_group_is(key: Any) -> None:
+    """The server expands ``{$sortByCount: k}`` into ``{$group: {_id: k, count: {$sum: 1}}}``
+    and ``{$sort: {count: -1}}`` when it parses the pipeline: the analyzer accepts it when it
+    accepts that ``$group`` (a deterministic field as the key included) and answers with the
+    expansion, as mongocryptd does."""
+    group = csfle(
+        {"aggregate": "coll", "pipeline": [{"$group": {"_id": key, "count": {"$sum": 1}}}]}
+    )
+    grouped = group["result"]["pipeline"]
+    by_count = csfle(
+        {"aggregate": "coll", "pipeline": [{"$sortByCount": key}, {"$match": {"_id": "a"}}]}
+    )["result"]["pipeline"]
+    same(by_count[:2], [*grouped, {"$sort": {"count": -1}}])
+    # the group key keeps its encryption: a later $match on it is marked when it is encrypted
+    encrypted_key = key in ("$ssn", "$name.first")
+    same(by_count[2], {"$match": {"_id": {"$eq": m("a") if encrypted_key else "a"}}})
+
+
+@pytest.mark.parametrize("key", ["$notes", "$secret", "$name"])
+def test_sort_by_count_is_refused_exactly_when_its_group_is(key: str) -> None:
+    """A random field, or an object holding encrypted fields, is refused as a key of both."""
+    for stage in ({"$group": {"_id": key}}, {"$sortByCount": key}):
+        with pytest.raises(QueryAnalysisError, match="Cannot group on field") as info:
+            csfle({"aggregate": "coll", "pipeline": [stage]})
+        assert info.value.code == 51222
 
 
 def test_fields_of_unknown_encryption_cannot_be_used() -> None:

@@ -1119,7 +1119,7 @@ RULES: list[tuple[str, dict[str, Any], str, int]] = [
     (
         "$sortByCount of a random field",
         C(agg({"$sortByCount": "$notes"})),
-        "$sortByCount may not group on encrypted field 'notes'",
+        "Cannot group on field 'notes' which is encrypted with the random algorithm",
         51222,
     ),
     (
@@ -1744,3 +1744,67 @@ def test_too_deeply_nested() -> None:
     with pytest.raises(QueryAnalysisError, match="nested too deeply") as info:
         analyze(C(find(query)))
     assert SECRET not in str(info.value)
+
+
+FRENCH = {"locale": "fr"}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(Q({**find({"ssn": SECRET}), "collation": FRENCH}), id="find"),
+        pytest.param(Q({**find({"ssn": {"$in": [SECRET]}}), "collation": FRENCH}), id="$in"),
+        pytest.param(Q({**agg({"$match": {"ssn": SECRET}}), "collation": FRENCH}), id="aggregate"),
+        pytest.param(
+            Q({"count": "coll", "query": {"ssn": SECRET}, "collation": FRENCH}), id="count"
+        ),
+        pytest.param(
+            Q(
+                {
+                    "delete": "coll",
+                    "deletes": [{"q": {"ssn": SECRET}, "limit": 1, "collation": FRENCH}],
+                }
+            ),
+            id="delete",
+        ),
+        pytest.param(
+            Q(
+                {
+                    "update": "coll",
+                    "updates": [
+                        {"q": {"ssn": SECRET}, "u": {"$set": {"a": 1}}, "collation": FRENCH}
+                    ],
+                }
+            ),
+            id="update",
+        ),
+        pytest.param(
+            Q(
+                {
+                    "findAndModify": "coll",
+                    "query": {"ssn": SECRET},
+                    "remove": True,
+                    "collation": FRENCH,
+                }
+            ),
+            id="findAndModify",
+        ),
+        pytest.param(
+            Q({**find({"$expr": {"$eq": ["$ssn", SECRET]}}), "collation": FRENCH}), id="$expr"
+        ),
+    ],
+)
+def test_qe_equality_under_a_non_simple_collation_is_refused(command: dict[str, Any]) -> None:
+    """CSE-ERR-05: a Queryable Encryption equality comparison of a string under a non-simple
+    collation is refused as mongocryptd refuses it for CSFLE (31054): the server would apply the
+    collation to the tokens, silently matching nothing or the wrong documents."""
+    with pytest.raises(QueryAnalysisError, match="non-simple collation") as info:
+        analyze(command)
+    assert info.value.code == 31054
+    assert SECRET not in str(info.value)
+
+
+def test_qe_equality_under_the_simple_collation_is_marked() -> None:
+    """The simple collation, spelt out, changes nothing."""
+    reply = analyze(Q({**find({"ssn": SECRET}), "collation": {"locale": "simple"}}))
+    assert reply["hasEncryptionPlaceholders"] is True

@@ -361,7 +361,9 @@ class _Analysis:
 
     def _aggregate(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         self.marker.simple_collation = _is_simple(cmd.get("collation"))
-        style = Style.NORMALIZED if self.catalog.multiple and not self.qe else Style.IN_PLACE
+        # mongocryptd re-serialises a CSFLE $match ({f: {$eq: <marking>}}) but keeps a Queryable
+        # Encryption one in the user's shape (its recorded replies).
+        style = Style.IN_PLACE if self.qe else Style.NORMALIZED
         pipeline, _ = PipelineAnalyzer(self.catalog, self.marker, style, qe=self.qe).analyze(
             cmd.get("pipeline"), self.tree
         )

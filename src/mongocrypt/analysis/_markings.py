@@ -206,12 +206,7 @@ class Marker:
             type_name = self._check_value(meta, value, path)
             if meta.key_pointer is not None:
                 refuse("A non-static (JSONPointer) keyId is not supported.", 51093)
-            if not self.simple_collation and type_name == "string":
-                refuse(
-                    "cannot apply non-simple collation when comparing to element of type "
-                    f"string with client-side encryption (field '{path}')",
-                    31054,
-                )
+            self._check_collation(type_name, path)
             self.count += 1
             return _blob(FLE1_MARKING, {"a": meta.algorithm, "ki": meta.key_id, "v": value})
         if meta.algorithm != EQUALITY:
@@ -220,9 +215,20 @@ class Marker:
                 f"'{path}'",
                 63165,
             )
-        self._check_value(meta, value, path)
+        self._check_collation(self._check_value(meta, value, path), path)
         self.count += 1
         return fle2_placeholder(FIND, meta, value)
+
+    def _check_collation(self, type_name: str, path: str) -> None:
+        """A string compared with an encrypted field under a non-simple collation is refused
+        (CSFLE and Queryable Encryption alike): the server would apply the collation to the
+        ciphertext or its tokens, not to the value."""
+        if not self.simple_collation and type_name == "string":
+            refuse(
+                "cannot apply non-simple collation when comparing to element of type "
+                f"string with client-side encryption (field '{path}')",
+                31054,
+            )
 
     def text_search(self, qe: QeField, value: Any, query: str, path: str) -> Binary:
         """A text-search find placeholder (``query``: substr, prefix or suffix)."""

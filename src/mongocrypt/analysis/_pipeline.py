@@ -5,7 +5,7 @@ unknown). Stages not known to be safe are refused."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -93,12 +93,7 @@ class PipelineAnalyzer:
         if not isinstance(pipeline, list):
             refuse("'pipeline' must be an array", BAD_VALUE)
         out = []
-        for index, stage in enumerate(pipeline):
-            if not isinstance(stage, Mapping) or len(stage) != 1:
-                refuse(
-                    "A pipeline stage specification object must contain exactly one field.", 40323
-                )
-            name, spec = next(iter(stage.items()))
+        for index, (name, spec) in enumerate(_desugared(pipeline)):
             handler = self._handlers().get(name)
             if handler is None:
                 refuse(_UNSUPPORTED.format(name), 31011)
@@ -120,7 +115,6 @@ class PipelineAnalyzer:
             "$group": self._group,
             "$bucket": self._bucket,
             "$bucketAuto": self._bucket,
-            "$sortByCount": self._sort_by_count,
             "$count": self._count,
             "$limit": _unchanged,
             "$skip": _unchanged,
@@ -289,12 +283,6 @@ class PipelineAnalyzer:
             rendered["output"] = rendered_output
         return rendered, PLAIN_NODE
 
-    def _sort_by_count(self, spec: Any, tree: Node) -> tuple[Any, Node]:
-        rendered, result = self._expr(tree, spec)
-        if result.kind not in (CONST, PLAIN):
-            refuse(f"$sortByCount may not group on encrypted field '{result.path}'", 51222)
-        return rendered, PLAIN_NODE
-
     def _count(self, spec: Any, tree: Node) -> tuple[Any, Node]:
         return spec, PLAIN_NODE
 
@@ -459,6 +447,21 @@ def removed(tree: Node, parts: list[str]) -> Node:
     compared value in the clear."""
     node = PLAIN_NODE if resolve(tree, parts).kind is Kind.PLAIN else UNKNOWN_NODE
     return set_path(tree, parts, node)
+
+
+def _desugared(pipeline: list[Any]) -> Iterator[tuple[str, Any]]:
+    """The stages of ``pipeline`` as ``(name, spec)``, with ``$sortByCount`` expanded as the
+    server expands it when it parses the pipeline (a ``$group`` counting, then a ``$sort``): it is
+    accepted exactly when that ``$group`` is, and mongocryptd's reply carries the expansion."""
+    for stage in pipeline:
+        if not isinstance(stage, Mapping) or len(stage) != 1:
+            refuse("A pipeline stage specification object must contain exactly one field.", 40323)
+        name, spec = next(iter(stage.items()))
+        if name == "$sortByCount":
+            yield "$group", {"_id": spec, "count": {"$sum": 1}}
+            yield "$sort", {"count": -1}
+        else:
+            yield name, spec
 
 
 def _unchanged(spec: Any, tree: Node) -> tuple[Any, Node]:
