@@ -6,7 +6,9 @@ carries a value (values are plaintext).
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -16,6 +18,7 @@ from bson.regex import Regex
 from bson.timestamp import Timestamp
 
 from mongocrypt.analysis import QueryAnalysisError, analyze
+from mongocrypt.analysis import _codes as analysis_codes
 from test_analysis_csfle import DETERMINISTIC, K1, K2, RANDOM, SCHEMA, encrypt
 from test_analysis_qe import info
 
@@ -1808,3 +1811,43 @@ def test_qe_equality_under_the_simple_collation_is_marked() -> None:
     """The simple collation, spelt out, changes nothing."""
     reply = analyze(Q({**find({"ssn": SECRET}), "collation": {"locale": "simple"}}))
     assert reply["hasEncryptionPlaceholders"] is True
+
+
+ANALYSIS_SOURCES = sorted(
+    (Path(__file__).resolve().parents[1] / "src" / "mongocrypt" / "analysis").glob("*.py")
+)
+
+
+def test_error_codes_are_named_in_one_module() -> None:
+    """Every refusal names its code from ``analysis._codes`` (no number written inline), each
+    code there has one name, and every name is used."""
+    code_names = {
+        name: getattr(analysis_codes, name) for name in dir(analysis_codes) if name.isupper()
+    }
+    assert len(set(code_names.values())) == len(code_names)
+    used: set[str] = set()
+    for path in ANALYSIS_SOURCES:
+        if path.name == "_codes.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "refuse":
+                for argument in node.args[1:]:
+                    assert not isinstance(argument, ast.Constant), (path.name, node.lineno)
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "codes"
+            ):
+                used.add(node.attr)
+    assert used == set(code_names)
+
+
+def test_is_operator_is_defined_once() -> None:
+    definitions = [
+        path.name
+        for path in ANALYSIS_SOURCES
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") == "is_operator"
+    ]
+    assert definitions == ["_types.py"]

@@ -30,8 +30,9 @@ from typing import Any
 import bson
 from bson.errors import BSONError
 
+from mongocrypt.analysis import _codes as codes
 from mongocrypt.analysis._commands import DECODE, ENCODE, analyze_command
-from mongocrypt.analysis._errors import BAD_VALUE, refuse
+from mongocrypt.analysis._errors import refuse
 from mongocrypt.analysis._hello import HELLO_NAMES, MAX_WIRE_VERSION, hello_reply
 from mongocrypt.errors import QueryAnalysisError
 
@@ -53,7 +54,7 @@ def analyze(command: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return analyze_command(command)
     except RecursionError:
-        refuse("The command is nested too deeply to be analysed", BAD_VALUE)
+        refuse("The command is nested too deeply to be analysed", codes.BAD_VALUE)
 
 
 def mark_command(database: str, command: bytes) -> bytes:
@@ -71,7 +72,7 @@ def mark_command(database: str, command: bytes) -> bytes:
     try:
         document = bson.decode(command, codec_options=DECODE)
     except (BSONError, TypeError, ValueError) as exc:
-        refuse(f"The marking command is not valid BSON: {type(exc).__name__}", BAD_VALUE)
+        refuse(f"The marking command is not valid BSON: {type(exc).__name__}", codes.BAD_VALUE)
     name = next(iter(document), "")
     if name.lower() in HELLO_NAMES:
         return bson.encode(hello_reply(name))

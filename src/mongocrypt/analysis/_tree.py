@@ -17,6 +17,7 @@ from typing import Any, Optional, Union
 
 from bson.binary import Binary
 
+from mongocrypt.analysis import _codes as codes
 from mongocrypt.analysis._errors import refuse
 
 __all__ = [
@@ -232,7 +233,10 @@ def resolve(root: Node, parts: Sequence[str]) -> Resolution:
     metas = {n.meta for n in nodes if n.meta is not None}
     if metas:
         if len(metas) > 1 or any(n.meta is None for n in nodes):
-            refuse(f"Found conflicting encryption metadata for path: '{path}'", 51142)
+            refuse(
+                f"Found conflicting encryption metadata for path: '{path}'",
+                codes.CONFLICTING_METADATA,
+            )
         return Resolution(Kind.ENCRYPTED, next(iter(metas)))
     return Resolution(Kind.PREFIX, node=nodes[0] if len(nodes) == 1 else None)
 
@@ -250,7 +254,7 @@ def node_at(root: Node, parts: Sequence[str]) -> Node:
     if found.kind is Kind.INSIDE:
         refuse(
             f"Invalid operation on path '{dotted(parts)}' which contains an encrypted path prefix.",
-            51102,
+            codes.PATH_THROUGH_ENCRYPTED,
         )
     return UNKNOWN_NODE
 
@@ -266,7 +270,7 @@ def set_path(root: Node, parts: Sequence[str], value: Node) -> Node:
     if root.meta is not None:
         refuse(
             f"Invalid operation on path '{dotted(parts)}' which contains an encrypted path prefix.",
-            51102,
+            codes.PATH_THROUGH_ENCRYPTED,
         )
     if root.unknown:
         return root
