@@ -214,3 +214,15 @@ def test_bind_ip_with_an_empty_address() -> None:
         [*CRYPTD, "--bind_ip=127.0.0.1,"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2 and "--bind_ip has an empty address" in result.stderr
+
+
+def test_op_compressed_cannot_inflate_past_its_announced_size(cryptd_port: int) -> None:
+    """zlib data that inflates to more than the announced size gets an error reply, without
+    being inflated whole."""
+    with socket.create_connection(("127.0.0.1", cryptd_port), timeout=10) as sock:
+        bomb = zlib.compress(bytes(10_000_000))
+        body = struct.pack("<iiB", 2013, 100, 2) + bomb
+        sock.sendall(struct.pack("<iiii", 16 + len(body), 9, 0, 2012) + body)
+        _, response_to, _, reply = _read_reply(sock)
+        assert (response_to, reply["ok"]) == (9, 0.0)
+        assert "bytes where 100 were announced" in reply["errmsg"]

@@ -34,7 +34,7 @@ from typing import Any, Optional
 import bson
 from bson.codec_options import CodecOptions
 
-from mongocrypt.analysis._hello import HELLO_NAMES, hello_reply
+from mongocrypt.analysis._hello import HELLO_NAMES, MAX_MESSAGE_SIZE, hello_reply
 from mongocrypt.errors import MongoCryptError
 
 __all__ = ["main", "serve"]
@@ -135,9 +135,11 @@ def _decompressed(body: bytes) -> tuple[int, bytes]:
     """
     op_code, size, compressor = struct.unpack_from("<iiB", body)
     data = body[9:]
+    if not 0 <= size <= MAX_MESSAGE_SIZE:
+        raise _Unreadable(op_code, f"OP_COMPRESSED: an uncompressed size of {size} bytes")
     if compressor == _ZLIB:
-        try:
-            data = zlib.decompress(data)
+        try:  # never more than the announced size: a small message cannot inflate to gigabytes
+            data = zlib.decompressobj().decompress(data, size + 1)
         except zlib.error as exc:
             raise _Unreadable(op_code, f"OP_COMPRESSED: the zlib data is invalid ({exc})") from None
     elif compressor != _NOOP:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-__all__ = ["HELLO_NAMES", "MAX_WIRE_VERSION", "hello_reply"]
+__all__ = ["HELLO_NAMES", "MAX_MESSAGE_SIZE", "MAX_WIRE_VERSION", "hello_reply"]
 
 #: The wire version mongocryptd 8.2 reports; libmongocrypt needs 26 to send several schemas
 #: (``$lookup``) and mixed CSFLE/QE commands.
 MAX_WIRE_VERSION = 27
+#: The largest message mongocryptd takes (``maxMessageSizeBytes``).
+MAX_MESSAGE_SIZE = 48_000_000
 #: The command names of the handshake (compared case-insensitively, as the server does).
 HELLO_NAMES = ("hello", "ismaster")
 
@@ -33,7 +35,7 @@ def hello_reply(command_name: str) -> dict[str, Any]:
         primary: True,
         "iscryptd": True,
         "maxBsonObjectSize": 16 * 1024 * 1024,
-        "maxMessageSizeBytes": 48_000_000,
+        "maxMessageSizeBytes": MAX_MESSAGE_SIZE,
         "localTime": datetime.datetime.now(datetime.timezone.utc),
         "maxWireVersion": MAX_WIRE_VERSION,
         "minWireVersion": 0,
