@@ -1,17 +1,19 @@
 """CSFLE (JSON schema) analysis: what the analyzer writes back for each command.
 
 The shapes follow mongocryptd's: find-like filters re-serialized (``{f: {$eq: marking}}``,
-explicit ``$and``, ``$ne`` as ``$not: {$eq}``, ``$in`` sorted), aggregation ``$match`` in place,
+explicit ``$and``, ``$ne`` as ``$not: {$eq}``, ``$in`` sorted; aggregation ``$match`` too),
 the write batch last, ``$db`` and the schema fields dropped.
 """
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any, Optional
 
 import bson
 import pytest
+from bson import json_util
 from bson.binary import Binary
 from bson.code import Code
 from bson.int64 import Int64
@@ -22,6 +24,7 @@ from bson.son import SON
 from mongocrypt.analysis import MAX_WIRE_VERSION, QueryAnalysisError, analyze, mark_command
 from mongocrypt.analysis._commands import DECODE, ENCODE
 
+DATA = Path(__file__).parent / "data"
 K1 = Binary(uuid.UUID("11111111-1111-1111-1111-111111111111").bytes, 4)
 K2 = Binary(uuid.UUID("22222222-2222-2222-2222-222222222222").bytes, 4)
 K3 = Binary(uuid.UUID("33333333-3333-3333-3333-333333333333").bytes, 4)
@@ -640,3 +643,37 @@ def test_create_collmod_and_create_indexes_pass_when_nothing_is_compared() -> No
     ):
         reply = csfle(command)
         assert reply["result"] == command and reply["hasEncryptionPlaceholders"] is False
+
+
+def _shape(value: Any) -> Any:
+    """``value`` with every BinData subtype 6 (marking or ciphertext) replaced by its kind."""
+    if isinstance(value, Binary) and value.subtype == 6:
+        return "<encrypted>"
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return value
+
+
+def test_count_documents_match_has_the_form_count_json_expects() -> None:
+    """The $match of the aggregate pymongo's countDocuments sends, as the spec's count.json
+    expects it of mongocryptd: ``{encrypted_string: {$eq: <encrypted>}}`` (the unified case
+    itself needs a server that stores count.json's encrypt-keyword validator)."""
+    spec = json_util.loads((DATA / "spec-unified" / "count.json").read_text())
+    schema = spec["initialData"][0]["createOptions"]["validator"]["$jsonSchema"]
+    (expected,) = [
+        event["commandStartedEvent"]["command"]
+        for event in spec["tests"][0]["expectEvents"][0]["events"]
+        if event["commandStartedEvent"]["commandName"] == "aggregate"
+    ]
+    sent = {
+        "aggregate": "default",
+        "pipeline": [
+            {"$match": spec["tests"][0]["operations"][0]["arguments"]["filter"]},
+            {"$group": {"_id": 1, "n": {"$sum": 1}}},
+        ],
+        "cursor": {},
+    }
+    marked = csfle(sent, schema)["result"]["pipeline"]
+    assert _shape(marked[0]) == _shape(expected["pipeline"][0])
