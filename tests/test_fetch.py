@@ -185,7 +185,7 @@ def test_pkg_config_file_describes_the_unpacked_archives(fetch: ModuleType, tmp_
         "lib/libbson-static-for-libmongocrypt.a",
         "lib/libbidgcc000.a",
     ]
-    assert "-lcrypto" in libs
+    assert "-lcrypto" in libs and "-Wl,--exclude-libs,ALL" in libs
 
 
 def test_missing_architecture_hash(fetch: ModuleType, tmp_path: Path) -> None:

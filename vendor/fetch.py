@@ -266,7 +266,9 @@ def pkg_config_file(version: str) -> str:
         "Description: libmongocrypt static archives unpacked by vendor/fetch.py\n"
         f"Version: {upstream}\n"
         "Cflags: -I${includedir}/mongocrypt -DMONGOCRYPT_STATIC_DEFINE -DKMS_MSG_STATIC\n"
-        f"Libs: {archives} -lcrypto -ldl -lm -lpthread\n"
+        # keep the archives' symbols private, as the vendored build does (another libbson in
+        # the process cannot clash with ours)
+        f"Libs: {archives} -Wl,--exclude-libs,ALL -lcrypto -ldl -lm -lpthread\n"
     )
 
 
