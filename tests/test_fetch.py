@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+import json
 import os
 import subprocess
 import sys
@@ -249,3 +250,21 @@ def test_up_to_date_needs_the_wanted_pins(fetch: ModuleType) -> None:
     assert fetch.up_to_date(stamp, pins, {"libmongocrypt-dev": "primary"}, "amd64")
     assert not fetch.up_to_date(stamp, pins, {"libmongocrypt-dev": "fallback"}, "amd64")
     assert not fetch.up_to_date(stamp, pins, {"libmongocrypt-dev": "primary"}, "arm64")
+
+
+def test_an_up_to_date_unpack_gets_its_pkg_config_file(fetch: ModuleType, tmp_path: Path) -> None:
+    """An unpack that is already up to date still gets the .pc this script now writes."""
+    pins = fetch.tomllib.loads(fetch.PINS.read_text())
+    arch = fetch.debian_arch()
+    stamp = {
+        "arch": arch,
+        "packages": {
+            package: {"version": p["primary"]["version"], "sha256": p["primary"]["sha256"][arch]}
+            for package, p in pins.items()
+        },
+    }
+    (tmp_path / "pins.json").write_text(json.dumps(stamp))
+    assert fetch.main(["--dest", str(tmp_path)]) == 0
+    pc_file = (tmp_path / "lib" / "pkgconfig" / "libmongocrypt.pc").read_text()
+    upstream = pins["libmongocrypt-dev"]["primary"]["version"].split("-")[0]
+    assert f"Version: {upstream}\n" in pc_file

@@ -272,6 +272,13 @@ def pkg_config_file(version: str) -> str:
     )
 
 
+def write_pkg_config(dest: Path, version: str) -> None:
+    """Write ``dest/lib/pkgconfig/libmongocrypt.pc`` (see :func:`pkg_config_file`)."""
+    pc_file = dest / "lib" / "pkgconfig" / "libmongocrypt.pc"
+    pc_file.parent.mkdir(parents=True, exist_ok=True)
+    pc_file.write_text(pkg_config_file(version))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -289,9 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     stamp_path = args.dest / "pins.json"
     try:
         wanted_roles = {"libmongocrypt-dev": args.pin, "libintelrdfpmath-dev": "primary"}
-        if stamp_path.exists() and up_to_date(
-            json.loads(stamp_path.read_text()), pins, wanted_roles, arch
-        ):
+        stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else None
+        if stamp is not None and up_to_date(stamp, pins, wanted_roles, arch):
+            # the archives are; the .pc is rewritten, as this script may have changed
+            write_pkg_config(args.dest, stamp["packages"]["libmongocrypt-dev"]["version"])
             print(f"fetch: {args.dest} is up to date", file=sys.stderr)
             return 0
         suites = sorted(
@@ -304,9 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         for package, role in wanted_roles.items():
             used[package], deb = fetch_package(apt, package, pins[package], role)
             unpack(deb, package, arch, staging)
-        pc_file = staging / "lib" / "pkgconfig" / "libmongocrypt.pc"
-        pc_file.parent.mkdir(parents=True, exist_ok=True)
-        pc_file.write_text(pkg_config_file(used["libmongocrypt-dev"]["version"]))
+        write_pkg_config(staging, used["libmongocrypt-dev"]["version"])
         (staging / "pins.json").write_text(
             json.dumps({"arch": arch, "packages": used}, indent=2) + "\n"
         )
