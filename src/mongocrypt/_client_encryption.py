@@ -19,7 +19,7 @@ from mongocrypt.credentials import AwsCredentialProvider
 from mongocrypt.engine import DataKeyOptions, ExplicitEncryptOptions, MongoCryptOptions
 from mongocrypt.events import EncryptionEventListener, EventPublisher
 from mongocrypt.io.key_vault import key_vault_collection
-from mongocrypt.options import DataKeyOpts, EncryptOpts, RewrapManyDataKeyOpts
+from mongocrypt.options import DataKeyOpts, EncryptOpts, RewrapManyDataKeyOpts, check_namespace
 
 __all__ = ["ClientEncryptionCore", "checked_credential_providers"]
 
@@ -38,14 +38,7 @@ class ClientEncryptionCore:
         timeout_ms: Optional[int],
         event_listeners: Optional[Sequence[EncryptionEventListener]],
     ) -> None:
-        if (
-            not isinstance(key_vault_namespace, str)
-            or key_vault_namespace.count(".") < 1
-            or (key_vault_namespace.startswith(".") or key_vault_namespace.endswith("."))
-        ):
-            raise ValueError(
-                f"key_vault_namespace must be 'database.collection', not {key_vault_namespace!r}"
-            )
+        database, collection = check_namespace(key_vault_namespace)
         if timeout_ms is not None and (
             isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0
         ):
@@ -59,7 +52,6 @@ class ClientEncryptionCore:
         )
         self._aws_provider = checked_credential_providers(credential_providers, kms_providers)
         self.key_vault_namespace = key_vault_namespace
-        database, collection = key_vault_namespace.split(".", 1)
         self._key_vault = key_vault_collection(key_vault_client[database][collection])
         self._codec_options = codec_options or CodecOptions(uuid_representation=STANDARD)
         self._timeout = None if timeout_ms is None else timeout_ms / 1000

@@ -11,7 +11,7 @@ from typing import Optional
 
 from bson import Binary
 
-from mongocrypt import Algorithm, ClientEncryption, EncryptOpts, RangeOpts, StringOpts
+from mongocrypt import Algorithm, ClientEncryption, EncryptOpts, QueryType, RangeOpts, StringOpts
 from mongocrypt.cli._keys import find_key
 from mongocrypt.cli._output import Output, dump_json, json_object, parse_json
 from mongocrypt.cli._settings import Settings, UsageError, key_vault_session
@@ -99,11 +99,11 @@ def _encrypt_opts(
             raise UsageError(f"--key-id must be a UUID, not {args.key_id!r}") from None
     try:
         return EncryptOpts(
-            algorithm,
+            Algorithm.named(algorithm, "--algorithm"),
             key_id=key_id,
             key_alt_name=args.key_alt_name,
             contention_factor=args.contention_factor,
-            query_type=query_type,
+            query_type=None if query_type is None else QueryType.named(query_type, "--query-type"),
             range_opts=_range_opts(args.range_opts),
             string_opts=_string_opts(getattr(args, "string_opts", None)),
         )
