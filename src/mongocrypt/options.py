@@ -7,7 +7,7 @@ libmongocrypt expects. They are open classes: new options can be added without b
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Optional, TypeVar, Union
 
@@ -29,12 +29,15 @@ __all__ = [
     "RangeOpts",
     "RewrapManyDataKeyOpts",
     "RewrapManyDataKeyResult",
+    "RewrapProgress",
     "StringOpts",
     "check_namespace",
     "key_id_binary",
 ]
 
 KeyId = Union[Binary, uuid.UUID]
+#: ``rewrap_many_data_key``'s progress callback: (keys matched, keys rewrapped so far).
+RewrapProgress = Callable[[int, int], None]
 
 
 #: The algorithm names libmongocrypt knows (matched case-insensitively, as libmongocrypt does).

@@ -181,7 +181,9 @@ def run_shell(example: Example, tmp_path: Path) -> None:
 #: Dotted names in the pages and the README that are not Python objects: file and directory names.
 NOT_PYTHON = {"mongocrypt.h", "mongocrypt.libs", "mongocrypt.toml", "pymongo.md"}
 DOTTED = re.compile(r"(?<![\w./-])((?:mongocrypt|pymongocrypt|pymongo|bson)(?:\.[A-Za-z_]\w*)+)")
-IMPORT = re.compile(r"^\s*from\s+([\w.]+)\s+import\s+(\([^)]*\)|[\w, ]+)|^\s*import\s+([\w.]+)", re.M)
+IMPORT = re.compile(
+    r"^\s*from\s+([\w.]+)\s+import\s+(\([^)]*\)|[\w, ]+)|^\s*import\s+([\w.]+)", re.M
+)
 TEXTS = [*sorted(DOCS.rglob("*.md")), DOCS.parent / "README.md"]
 
 

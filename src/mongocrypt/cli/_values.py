@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import uuid
@@ -11,8 +10,7 @@ from typing import Optional
 
 from bson import Binary
 
-from mongocrypt import Algorithm, ClientEncryption, EncryptOpts, QueryType, RangeOpts, StringOpts
-from mongocrypt.cli._keys import find_key
+from mongocrypt import Algorithm, EncryptOpts, QueryType, RangeOpts, StringOpts
 from mongocrypt.cli._output import Output, dump_json, json_object, parse_json
 from mongocrypt.cli._settings import Settings, UsageError, key_vault_session
 
@@ -111,14 +109,6 @@ def _encrypt_opts(
         raise UsageError(str(exc)) from None
 
 
-def _by_id(client_encryption: ClientEncryption, opts: EncryptOpts) -> EncryptOpts:
-    """``opts`` naming the key by id: Queryable Encryption algorithms take no alternate name."""
-    if opts.key_alt_name is None:
-        return opts
-    key_id = uuid.UUID(find_key(client_encryption, opts.key_alt_name)["id"])
-    return dataclasses.replace(opts, key_id=key_id, key_alt_name=None)
-
-
 def cmd_encrypt(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     if args.query_type == "range":
         raise UsageError(
@@ -128,7 +118,7 @@ def cmd_encrypt(args: argparse.Namespace, settings: Settings, out: Output) -> in
     opts = _encrypt_opts(args, args.algorithm, args.query_type)
     value = parse_json(_input_value(args.value), "value")
     with key_vault_session(settings, need_kms=True) as (_client, client_encryption):
-        ciphertext = client_encryption.encrypt(value, _by_id(client_encryption, opts))
+        ciphertext = client_encryption.encrypt(value, opts)
     data = {"ciphertext": json.loads(dump_json(ciphertext, True))}
     out.result(data, lambda: dump_json(ciphertext, args.canonical))
     return 0
@@ -143,9 +133,7 @@ def cmd_encrypt_expression(args: argparse.Namespace, settings: Settings, out: Ou
             '{"$and": [{"age": {"$gte": 18}}, {"age": {"$lt": 65}}]}'
         )
     with key_vault_session(settings, need_kms=True) as (_client, client_encryption):
-        encrypted = client_encryption.encrypt_expression(
-            expression, _by_id(client_encryption, opts)
-        )
+        encrypted = client_encryption.encrypt_expression(expression, opts)
     data = {"expression": json.loads(dump_json(encrypted, True))}
     out.result(data, lambda: dump_json(encrypted, args.canonical))
     return 0
