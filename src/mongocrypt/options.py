@@ -14,6 +14,7 @@ from typing import Any, Final, Literal, Optional, TypeVar, Union
 import bson
 from bson import Binary, Int64
 from bson.binary import UUID_SUBTYPE
+from pymongo.results import BulkWriteResult
 
 from mongocrypt._secrets import shown
 from mongocrypt.engine.native import has_string_algorithm
@@ -411,4 +412,4 @@ class RewrapManyDataKeyResult:
     :param bulk_write_result: the key vault update's result; None when no key matched.
     """
 
-    bulk_write_result: Any = None
+    bulk_write_result: Optional[BulkWriteResult] = None

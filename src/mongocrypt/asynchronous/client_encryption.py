@@ -9,6 +9,11 @@ from typing import Any, Callable, Optional, Union
 
 from bson import Binary
 from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.results import DeleteResult
 
 from mongocrypt._client_encryption import ClientEncryptionCore
 from mongocrypt.credentials import AwsCredentialProvider, OnDemandCredentials
@@ -175,47 +180,58 @@ class AsyncClientEncryption(ClientEncryptionCore):
             progress(len(updates), written.modified_count)
         return RewrapManyDataKeyResult(written)
 
-    async def delete_key(self, id: KeyId) -> Any:
-        """Delete a data key; returns pymongo's ``DeleteResult``."""
+    async def delete_key(self, id: KeyId) -> DeleteResult:
+        """Delete a data key.
+
+        Clients that have the key cached (this one included) go on using it until their cache
+        expires (``key_expiration_ms``); after that, what it encrypted cannot be decrypted.
+        """
         with self._deadline(), self._io.operation("delete") as op:
-            result = await self._key_vault.delete_one({"_id": key_id_binary(id, "id")})
+            result: DeleteResult = await self._key_vault.delete_one(
+                {"_id": key_id_binary(id, "id")}
+            )
             op.count = result.deleted_count
         return result
 
-    async def get_key(self, id: KeyId) -> Optional[Any]:
+    async def get_key(self, id: KeyId) -> Optional[RawBSONDocument]:
         """The key document with this id, or None."""
         with self._deadline(), self._io.operation("find") as op:
-            document = await self._key_vault.find_one({"_id": key_id_binary(id, "id")})
+            document: Optional[RawBSONDocument] = await self._key_vault.find_one(
+                {"_id": key_id_binary(id, "id")}
+            )
             op.count = document is not None
         return document
 
-    def get_keys(self) -> Any:
+    def get_keys(self) -> AsyncCursor[RawBSONDocument]:
         """A cursor over every key document (read concern majority)."""
-        return self._key_vault.find({})
+        cursor: AsyncCursor[RawBSONDocument] = self._key_vault.find({})
+        return cursor
 
-    async def get_key_by_alt_name(self, key_alt_name: str) -> Optional[Any]:
+    async def get_key_by_alt_name(self, key_alt_name: str) -> Optional[RawBSONDocument]:
         """The key document with this alternate name, or None."""
         with self._deadline(), self._io.operation("find") as op:
-            document = await self._key_vault.find_one({"keyAltNames": key_alt_name})
+            document: Optional[RawBSONDocument] = await self._key_vault.find_one(
+                {"keyAltNames": key_alt_name}
+            )
             op.count = document is not None
         return document
 
-    async def add_key_alt_name(self, id: KeyId, key_alt_name: str) -> Optional[Any]:
+    async def add_key_alt_name(self, id: KeyId, key_alt_name: str) -> Optional[RawBSONDocument]:
         """Add an alternate name; returns the document as it was before, or None.
 
         :raises KeyVaultError: with code 11000 if another key has that name (unique index).
         """
         with self._deadline(), self._io.operation("update") as op:
-            document = await self._key_vault.find_one_and_update(
+            document: Optional[RawBSONDocument] = await self._key_vault.find_one_and_update(
                 {"_id": key_id_binary(id, "id")}, {"$addToSet": {"keyAltNames": key_alt_name}}
             )
             op.count = document is not None
         return document
 
-    async def remove_key_alt_name(self, id: KeyId, key_alt_name: str) -> Optional[Any]:
+    async def remove_key_alt_name(self, id: KeyId, key_alt_name: str) -> Optional[RawBSONDocument]:
         """Remove an alternate name (the field goes once empty); returns the previous document."""
         with self._deadline(), self._io.operation("update") as op:
-            document = await self._key_vault.find_one_and_update(
+            document: Optional[RawBSONDocument] = await self._key_vault.find_one_and_update(
                 {"_id": key_id_binary(id, "id")}, self._remove_alt_name_update(key_alt_name)
             )
             op.count = document is not None
@@ -223,13 +239,13 @@ class AsyncClientEncryption(ClientEncryptionCore):
 
     async def create_encrypted_collection(
         self,
-        database: Any,
+        database: AsyncDatabase[Any],
         name: str,
         encrypted_fields: Mapping[str, Any],
         kms_provider: str,
         master_key: Optional[Mapping[str, Any]] = None,
         **create_options: Any,
-    ) -> tuple[Any, dict[str, Any]]:
+    ) -> tuple[AsyncCollection[Any], dict[str, Any]]:
         """Create the data keys an encryptedFields document lacks, then the QE collection.
 
         Existing clients' automatic encryption settings do not change: configure them after.
