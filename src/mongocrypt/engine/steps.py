@@ -26,6 +26,7 @@ failed I/O call releases the context deterministically.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Optional, Union
 
@@ -33,6 +34,7 @@ import bson
 from bson.binary import STANDARD
 from bson.codec_options import CodecOptions
 
+from mongocrypt import _log
 from mongocrypt.engine.binary import BufferLike
 from mongocrypt.engine.context import MongoCryptContext, State
 from mongocrypt.engine.handle import MongoCrypt
@@ -86,8 +88,8 @@ def _feed_all(ctx: MongoCryptContext, documents: CollectionInfos) -> None:
     ctx.complete_mongo_operation()
 
 
-def _missing_keys(filter: bytes, keys: CollectionInfos, namespace: Optional[str]) -> str:
-    """Which of the keys ``filter`` asked for are not among ``keys``, and where they were sought.
+def _requested(filter: bytes) -> tuple[list[Any], list[str]]:
+    """The key ids (as UUIDs) and alternate names a key filter of libmongocrypt asks for.
 
     libmongocrypt's filter is ``{"$or": [{"_id": {"$in": ids}}, {"keyAltNames": {"$in": names}}]}``.
     """
@@ -96,6 +98,12 @@ def _missing_keys(filter: bytes, keys: CollectionInfos, namespace: Optional[str]
         for name, condition in clause.items():
             if name in wanted and isinstance(condition, dict):
                 wanted[name].extend(condition.get("$in", []))
+    return wanted["_id"], wanted["keyAltNames"]
+
+
+def _missing_keys(filter: bytes, keys: CollectionInfos, namespace: Optional[str]) -> str:
+    """Which of the keys ``filter`` asked for are not among ``keys``, and where they were sought."""
+    ids, names = _requested(filter)
     if isinstance(keys, (bytes, bytearray, memoryview)):
         keys = [keys]
     found_ids, found_names = set(), set()
@@ -103,8 +111,8 @@ def _missing_keys(filter: bytes, keys: CollectionInfos, namespace: Optional[str]
         document = bson.decode(bytes(key), codec_options=_UUIDS)
         found_ids.add(document.get("_id"))
         found_names.update(document.get("keyAltNames", ()))
-    missing = [f"id {key_id}" for key_id in wanted["_id"] if key_id not in found_ids]
-    missing += [f"alternate name {n!r}" for n in wanted["keyAltNames"] if n not in found_names]
+    missing = [f"id {key_id}" for key_id in ids if key_id not in found_ids]
+    missing += [f"alternate name {n!r}" for n in names if n not in found_names]
     where = f"key vault {namespace}" if namespace else "the key vault"
     return f"Missing from {where}: {', '.join(missing) or 'a requested key'}."
 
@@ -126,9 +134,13 @@ def context_steps(ctx: MongoCryptContext) -> Generator[Request, Any, Optional[by
             _feed_all(ctx, (yield "collection_info", (database, ctx.mongo_operation())))
         elif state == State.NEED_MONGO_MARKINGS:
             database = _auto_database(ctx, "markings")
-            _feed_all(ctx, (yield "mark_command", (database, ctx.mongo_operation())))
+            command = ctx.mongo_operation()
+            _log.marking(database, command)
+            _feed_all(ctx, (yield "mark_command", (database, command)))
         elif state == State.NEED_MONGO_KEYS:
             filter = ctx.mongo_operation()
+            if _log.ENGINE.isEnabledFor(logging.DEBUG):
+                _log.key_fetch(*_requested(filter))
             keys = yield "fetch_keys", (filter,)
             try:
                 _feed_all(ctx, keys)
@@ -145,6 +157,9 @@ def context_steps(ctx: MongoCryptContext) -> Generator[Request, Any, Optional[by
         elif state == State.NEED_KMS:
             # A request that failed and may be retried comes back in the next batch.
             while batch := ctx.kms_contexts():
+                if _log.ENGINE.isEnabledFor(logging.DEBUG):
+                    for kms in batch:
+                        _log.kms_request(kms.kms_provider, kms.endpoint, kms.attempt)
                 yield "kms_requests", (batch,)
             ctx.complete_kms()
         elif state == State.READY:
