@@ -230,3 +230,12 @@ def test_schema_key_id_of_the_wrong_type_names_the_field_path() -> None:
         }
     }
     MongoCryptOptions({"local": {"key": os.urandom(96)}}, schema_map=good)
+
+
+def test_schema_key_id_may_be_a_json_pointer_and_encrypt_metadata_is_checked_too() -> None:
+    providers = {"local": {"key": os.urandom(96)}}
+    pointer = {"db.c": {"properties": {"s": {"encrypt": {"keyId": "/owner"}}}}}
+    MongoCryptOptions(providers, schema_map=pointer)
+    metadata = {"db.c": {"encryptMetadata": {"keyId": ["not-a-uuid"]}}}
+    with pytest.raises(TypeError, match=r"schema_map\['db.c'\].encryptMetadata.keyId must be"):
+        MongoCryptOptions(providers, schema_map=metadata)

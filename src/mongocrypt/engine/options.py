@@ -125,8 +125,8 @@ def _check_key_ids(node: object, path: str, schema: bool) -> None:
         return
     for key, value in node.items():
         where = f"{path}.{key}"
-        # A schema's keyId is the encrypt keyword's; encryptedFields name it in each field.
-        if key != "keyId" or (schema and not path.endswith(".encrypt")):
+        # A schema's keyId is in encrypt or encryptMetadata; encryptedFields have one per field.
+        if key != "keyId" or (schema and not path.endswith((".encrypt", ".encryptMetadata"))):
             _check_key_ids(value, where, schema)
         elif schema:
             if not (
