@@ -622,11 +622,17 @@ def test_async_client_encryption(
                 "v2",
             ]
             assert (await ace.get_key_by_alt_name("kmip"))["_id"] == ids[2]
+            by_name = EncryptOpts(Algorithm.INDEXED, key_alt_name="local", contention_factor=0)
+            assert await ace.decrypt(await ace.encrypt("qe", by_name)) == "qe"
+            progress: list[tuple[int, int]] = []
             assert len([k async for k in ace.get_keys()]) == 3
             await ace.add_key_alt_name(ids[0], "extra")
             await ace.remove_key_alt_name(ids[0], "extra")
-            result = await ace.rewrap_many_data_key({}, RewrapManyDataKeyOpts("local:second"))
+            result = await ace.rewrap_many_data_key(
+                {}, RewrapManyDataKeyOpts("local:second"), progress=lambda *p: progress.append(p)
+            )
             assert result.bulk_write_result.modified_count == 3
+            assert progress == [(3, 0), (3, 3)]
             assert (await ace.delete_key(ids[1])).deleted_count == 1
             assert cloud_kms.endpoint in proxy.tunnels
         proxy.close()
