@@ -26,47 +26,32 @@ embedded analyzer is logged as a WARNING.
 
 from __future__ import annotations
 
-import copy
-import logging
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
-import bson
 import pymongo
-from bson.binary import UuidRepresentation
-from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo.encryption_options import AutoEncryptionOpts as _PymongoAutoEncryptionOpts
-from pymongo.errors import PyMongoError
 
 from mongocrypt import _env
-from mongocrypt._namespaces import check_namespace_map
 from mongocrypt.credentials import AwsCredentialProvider
-from mongocrypt.engine import MongoCryptOptions
-from mongocrypt.errors import QueryAnalysisError, redact
+from mongocrypt.engine.options import check_kms_providers, check_maps
 from mongocrypt.events import EncryptionEventListener, EventPublisher
+from mongocrypt.options import check_namespace
 
 __all__ = [
     "QUERY_ANALYSIS_MODES",
-    "AnalyzerChoice",
     "AutoEncryptionOpts",
     "embedded_marker",
     "kms_connect_callback",
-    "mongocryptd_error",
     "query_analysis_mode",
-    "restore_max_time",
-    "split_max_time",
 ]
 
 #: What ``key_vault_client`` may be: the key vault's own client, sync or asyncio.
 CLIENT_TYPES = (pymongo.MongoClient, pymongo.AsyncMongoClient)
 QUERY_ANALYSIS_MODES = ("auto", "mongocryptd", "crypt_shared", "embedded", "none")
 #: The modes that search for (and may load) crypt_shared; the others never do.
-_SEARCHING_MODES = ("auto", "crypt_shared")
-#: pymongo's default ``mongocryptd_uri``: any other says where a mongocryptd is expected.
-_DEFAULT_MONGOCRYPTD_URI = "mongodb://localhost:27020"
-LOGGER = logging.getLogger("mongocrypt.auto_encryption")
+SEARCHING_MODES = ("auto", "crypt_shared")
 
 
 class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
@@ -118,19 +103,16 @@ class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
 
         if key_vault_client is not None:
             check_client(key_vault_client, "key_vault_client", CLIENT_TYPES)
-        for name, value in (
-            ("schema_map", schema_map),
-            ("encrypted_fields_map", encrypted_fields_map),
-        ):
-            if value is not None:
-                check_namespace_map(value, name)
+        check_namespace(key_vault_namespace)
+        check_maps(schema_map, encrypted_fields_map)
+        check_kms_providers(kms_providers)
         both = set(schema_map or {}) & set(encrypted_fields_map or {})
         if both:
             raise ValueError(
                 f"{', '.join(sorted(both))} is in both schema_map and encrypted_fields_map: "
                 "a collection uses either CSFLE or Queryable Encryption"
             )
-        if query_analysis not in _SEARCHING_MODES:
+        if query_analysis not in SEARCHING_MODES:
             for option, setting in (
                 ("crypt_shared_lib_path", crypt_shared_lib_path),
                 ("crypt_shared_lib_required", crypt_shared_lib_required),
@@ -192,127 +174,9 @@ def kms_connect_callback(opts: Any) -> Optional[Callable[..., Any]]:
     return getattr(opts, "_kms_connect_callback", None)
 
 
-def mongocryptd_error(error: PyMongoError) -> QueryAnalysisError:
-    """The :class:`QueryAnalysisError` for a failed exchange with mongocryptd (its code kept;
-    a server selection timeout stays a timeout)."""
-    code = getattr(error, "code", None)
-    return QueryAnalysisError(
-        f"query analysis by mongocryptd failed: {redact(str(error))}",
-        code if isinstance(code, int) else 0,
-        timeout=error.timeout,
-    )
-
-
-#: Decoding a marking command and encoding it again keeps every value as it was.
-_ROUND_TRIP: CodecOptions[dict[str, Any]] = CodecOptions(
-    uuid_representation=UuidRepresentation.UNSPECIFIED,
-    datetime_conversion=DatetimeConversion.DATETIME_AUTO,
-)
-
-
-def split_max_time(command: bytes) -> tuple[bytes, Any]:
-    """``command`` without its ``maxTimeMS`` (which must never reach mongocryptd), and the value
-    taken out (None when there was none)."""
-    if b"maxTimeMS\x00" not in command:
-        return command, None
-    document = bson.decode(command, _ROUND_TRIP)
-    value = document.pop("maxTimeMS", None)
-    return bson.encode(document, codec_options=_ROUND_TRIP), value
-
-
-def restore_max_time(reply: Any, value: Any) -> Any:
-    """mongocryptd's ``reply`` with ``maxTimeMS`` back in the command it returns (the server
-    still gets the bound), when one was taken out."""
-    if value is None:
-        return reply
-    document = bson.decode(bytes(reply), _ROUND_TRIP)
-    if isinstance(document.get("result"), dict):
-        document["result"]["maxTimeMS"] = value
-    return bson.encode(document, codec_options=_ROUND_TRIP)
-
-
 def embedded_marker() -> Callable[[str, bytes], bytes]:
     """The in-process analyzer's marking function."""
     from mongocrypt import analysis
 
     marker: Callable[[str, bytes], bytes] = analysis.mark_command
     return marker
-
-
-class AnalyzerChoice:
-    """Which query analyzer a client's automatic encryption uses, decided when the client is
-    created (ours, or pymongo's own options with ``MONGOCRYPT_QUERY_ANALYSIS``).
-
-    :param opts: the client's ``AutoEncryptionOpts`` (mongocrypt's or pymongo's).
-    """
-
-    def __init__(self, opts: Any) -> None:
-        self.opts = opts
-        self.mode = query_analysis_mode(opts)
-        #: whether the user chose (our option, or the environment variable for pymongo's)
-        self.source = (
-            f"query_analysis={self.mode!r}"
-            if isinstance(opts, AutoEncryptionOpts)
-            else (f"{_env.QUERY_ANALYSIS}={self.mode}" if _env.QUERY_ANALYSIS in os.environ else "")
-        )
-
-    def handle_options(self, options: MongoCryptOptions) -> MongoCryptOptions:
-        """``options`` as the mode needs them: only ``"auto"`` and ``"crypt_shared"`` search for
-        or load crypt_shared; ``"crypt_shared"`` requires it, ``"none"`` bypasses analysis.
-
-        :raises ValueError: if crypt_shared is required in a mode that never loads it.
-        """
-        if self.mode == "auto" or options.bypass_encryption:
-            return options
-        adjusted = copy.copy(options)
-        if self.mode == "crypt_shared":
-            adjusted.crypt_shared_lib_required = True
-            return adjusted
-        if options.crypt_shared_lib_required:
-            raise ValueError(
-                f"crypt_shared_lib_required contradicts {self.source}: that mode never loads "
-                "crypt_shared"
-            )
-        adjusted.crypt_shared_lib_search_paths = ()
-        adjusted.crypt_shared_lib_path = None
-        if self.mode == "none":
-            adjusted.bypass_query_analysis = True
-        return adjusted
-
-    def choose(
-        self, options: MongoCryptOptions, crypt_shared_version: Optional[str]
-    ) -> Optional[Callable[[str, bytes], bytes]]:
-        """Decide and log (once) the analyzer; the embedded analyzer's marker when it is the one
-        (None: crypt_shared inside libmongocrypt, mongocryptd through pymongo, or none)."""
-        if options.bypass_encryption:  # bypass_auto_encryption: decryption only
-            return None
-        analyzer, reason = self._decide(options, crypt_shared_version)
-        fallback = analyzer == "embedded" and not self.source
-        if fallback:
-            LOGGER.warning(
-                "query analysis: embedded (%s): pymongo would spawn a mongocryptd that is not "
-                "there and fail after its server selection timeout; set %s to choose",
-                reason,
-                _env.QUERY_ANALYSIS,
-            )
-        else:
-            LOGGER.info("query analysis: %s (%s)", analyzer, reason)
-        return embedded_marker() if analyzer == "embedded" else None
-
-    def _decide(self, options: MongoCryptOptions, version: Optional[str]) -> tuple[str, str]:
-        if options.bypass_query_analysis:
-            return "none", "bypass_query_analysis is set"
-        if version is not None:
-            return "crypt_shared", f"crypt_shared {version} loaded"
-        if self.mode != "auto":
-            return self.mode, self.source
-        opts = self.opts
-        if getattr(opts, "_mongocryptd_bypass_spawn", False):
-            return "mongocryptd", "no crypt_shared found; mongocryptd_bypass_spawn is set"
-        spawn_path = getattr(opts, "_mongocryptd_spawn_path", None) or "mongocryptd"
-        found = shutil.which(spawn_path)
-        if found is not None:
-            return "mongocryptd", f"no crypt_shared found; spawning {found}"
-        if getattr(opts, "_mongocryptd_uri", _DEFAULT_MONGOCRYPTD_URI) != _DEFAULT_MONGOCRYPTD_URI:
-            return "mongocryptd", "no crypt_shared found; mongocryptd_uri names a mongocryptd"
-        return "embedded", f"no crypt_shared found and {spawn_path!r} is not on PATH"

@@ -391,7 +391,7 @@ def observed_cryptd(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, list
     monkeypatch.setattr(cryptd, "answer", recording)
     port, ready = free_port(), threading.Event()
     thread = threading.Thread(
-        target=cryptd.serve, args=("127.0.0.1", port, 5.0, ready), daemon=True
+        target=cryptd.serve, args=(["127.0.0.1"], port, 5.0, ready), daemon=True
     )
     thread.start()
     assert ready.wait(10)

@@ -14,7 +14,7 @@ from mongocrypt.auto_encryption import AutoEncryptionOpts
 PROVIDERS = {"local": {"key": b"k" * 96}}
 SCHEMA = {"bsonType": "object", "properties": {}}
 
-BAD_KEYS = ["people", ".people", "db.", "", "d b.people", "db$.people", 3]
+BAD_KEYS = ["people", ".people", "db.", "", "d b.people", "db$.people"]
 
 
 def _map_option(option: str, key: Any, value: Any) -> dict[str, Any]:
@@ -31,6 +31,12 @@ def test_map_keys_must_be_namespaces(option: str, key: Any) -> None:
     assert option in str(info.value)
     assert repr(key) in str(info.value)
     assert "database.collection" in str(info.value)
+
+
+@pytest.mark.parametrize("option", ["schema_map", "encrypted_fields_map"])
+def test_map_keys_must_be_strings(option: str) -> None:
+    with pytest.raises(TypeError, match=f"{option} key must be str, not int"):
+        AutoEncryptionOpts(PROVIDERS, "kv.keys", **_map_option(option, 3, {"fields": []}))
 
 
 @pytest.mark.parametrize("option", ["schema_map", "encrypted_fields_map"])
@@ -66,7 +72,7 @@ def test_pymongos_own_options_are_checked_on_the_drop_in_path(option: str) -> No
     opts = PymongoAutoEncryptionOpts(PROVIDERS, "kv.keys", **{option: {"people": SCHEMA}})
     with pytest.raises(ValueError) as info:
         pymongo.MongoClient("mongodb://127.0.0.1:1", auto_encryption_opts=opts, connect=False)
-    assert f"{option} key 'people'" in str(info.value)
+    assert f"{option} key must be 'database.collection', not 'people'" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -18,15 +18,14 @@ from typing import Any, Callable, Optional
 import pymongo
 from pymongo.errors import PyMongoError
 
-from mongocrypt.auto_encryption import (
+from mongocrypt.auto_encryption import AutoEncryptionOpts, kms_connect_callback
+from mongocrypt.credentials import OnDemandCredentials
+from mongocrypt.dropin._analysis import (
     AnalyzerChoice,
-    AutoEncryptionOpts,
-    kms_connect_callback,
     mongocryptd_error,
     restore_max_time,
     split_max_time,
 )
-from mongocrypt.credentials import OnDemandCredentials
 from mongocrypt.dropin._shapes import data_key_options, encrypt_options
 from mongocrypt.engine import AutoEncrypter as _EngineAutoEncrypter
 from mongocrypt.engine import ExplicitEncrypter as _EngineExplicitEncrypter
