@@ -152,7 +152,7 @@ def test_the_environment_variable_does_the_same_for_pymongos_options(
 
 @pytest.mark.parametrize("mode", ["auto", "crypt_shared"])
 def test_auto_and_crypt_shared_search_the_system(stand_in: Path, mode: str) -> None:
-    """CSE-CSL-02: the default search path ($SYSTEM) finds the library on the library path (the
+    """CSE-SHL-02: the default search path ($SYSTEM) finds the library on the library path (the
     stand-in is not a real crypt_shared, so it is then not used)."""
     assert _loaded_in(stand_in, mode)
 
