@@ -443,4 +443,4 @@ def test_string_opts_lengths_must_fit_an_int32() -> None:
     with pytest.raises(ValueError, match=r"prefix\['strMaxQueryLength'\]"):
         StringOpts(True, True, prefix={"strMinQueryLength": 2, "strMaxQueryLength": 2**63})
     with pytest.raises(TypeError, match=r"substring\['strMaxLength'\]"):
-        StringOpts(True, True, substring={"strMaxLength": "10"})
+        StringOpts(True, True, substring={"strMaxLength": "10"})  # type: ignore[dict-item]  # on purpose

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pymongo
 import pytest
@@ -28,7 +29,7 @@ def start(tmp_path: Path, *args: str) -> tuple[Peer, int]:
 def test_answers_like_mongocryptd(tmp_path: Path) -> None:
     peer, port = start(tmp_path, "--idleShutdownTimeoutSecs=30")
     try:
-        with pymongo.MongoClient(
+        with pymongo.MongoClient[Any](
             f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=5000
         ) as client:
             hello = client.admin.command("hello")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import bson
 import pytest
@@ -27,7 +28,7 @@ from mongocrypt.engine import DataKeyOptions, ExplicitEncryptOptions, MongoCrypt
         ({"crypt_shared_lib_search_paths": "$SYSTEM"}, TypeError, "crypt_shared_lib_search_paths"),
     ],
 )
-def test_bad_handle_options_name_the_option(kwargs: dict, error: type, text: str) -> None:
+def test_bad_handle_options_name_the_option(kwargs: dict[str, Any], error: type, text: str) -> None:
     kwargs.setdefault("kms_providers", {"local": {"key": os.urandom(96)}})
     with pytest.raises(error) as info:
         MongoCryptOptions(**kwargs)
@@ -79,7 +80,9 @@ def test_repr_hides_credentials() -> None:
         ({"key_alt_name": "a", "string_opts": {"prefix": {}}}, TypeError, "string_opts"),
     ],
 )
-def test_bad_explicit_options_name_the_option(kwargs: dict, error: type, text: str) -> None:
+def test_bad_explicit_options_name_the_option(
+    kwargs: dict[str, Any], error: type, text: str
+) -> None:
     with pytest.raises(error) as info:
         ExplicitEncryptOptions("Indexed", **kwargs)
     assert text in str(info.value)
@@ -87,7 +90,7 @@ def test_bad_explicit_options_name_the_option(kwargs: dict, error: type, text: s
 
 def test_algorithm_must_be_a_string() -> None:
     with pytest.raises(TypeError, match="algorithm must be a str"):
-        ExplicitEncryptOptions(1, key_alt_name="a")  # type: ignore[arg-type]
+        ExplicitEncryptOptions(1, key_alt_name="a")  # type: ignore[arg-type]  # a wrong type on purpose
 
 
 @pytest.mark.parametrize(
@@ -102,7 +105,7 @@ def test_algorithm_must_be_a_string() -> None:
         ({"kms_provider": "local", "key_material": "x" * 96}, "key_material must be bytes"),
     ],
 )
-def test_bad_data_key_options_name_the_option(kwargs: dict, text: str) -> None:
+def test_bad_data_key_options_name_the_option(kwargs: dict[str, Any], text: str) -> None:
     with pytest.raises(TypeError, match=text):
         DataKeyOptions(**kwargs)
 
