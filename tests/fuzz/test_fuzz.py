@@ -462,5 +462,5 @@ def test_string_opts_lengths_must_fit_an_int32() -> None:
         StringOpts(
             True,
             True,
-            substring={"strMaxLength": "10", "strMinQueryLength": 2, "strMaxQueryLength": 5},
+            substring={"strMaxLength": "10", "strMinQueryLength": 2, "strMaxQueryLength": 5},  # type: ignore[dict-item]  # on purpose
         )

@@ -302,7 +302,7 @@ def test_closed_objects_and_abandoned_contexts() -> None:
 @pytest.fixture
 def namespace(mongodb_uri: str) -> Iterator[str]:
     name = f"leaks_{uuid.uuid4().hex[:8]}"
-    with pymongo.MongoClient(mongodb_uri) as client:
+    with pymongo.MongoClient[Any](mongodb_uri) as client:
         client[name].keys.create_index(
             "keyAltNames", unique=True, partialFilterExpression={"keyAltNames": {"$exists": True}}
         )
@@ -313,7 +313,7 @@ def namespace(mongodb_uri: str) -> Iterator[str]:
 def test_client_encryption_error_paths(
     mongodb_uri: str, namespace: str, kms_setup: Any, tls: Any, black_hole: str
 ) -> None:
-    with pymongo.MongoClient(mongodb_uri) as client:
+    with pymongo.MongoClient[Any](mongodb_uri) as client:
         gc.collect()
         baseline = live_objects()
         ce = ClientEncryption(
@@ -359,7 +359,7 @@ def test_automatic_decryption_error_paths(mongodb_uri: str, namespace: str) -> N
 
     providers = {"local": {"key": os.urandom(96)}}
     database = namespace.split(".")[0]
-    with pymongo.MongoClient(mongodb_uri) as client:
+    with pymongo.MongoClient[Any](mongodb_uri) as client:
         gc.collect()
         baseline = live_objects()
         with ClientEncryption(providers, namespace, client) as ce:
@@ -368,7 +368,7 @@ def test_automatic_decryption_error_paths(mongodb_uri: str, namespace: str) -> N
             ce.delete_key(key_id)
         client[database].people.insert_one({"_id": 1, "v": secret})
         opts = AutoEncryptionOpts(providers, namespace, bypass_auto_encryption=True)
-        with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=opts) as reader:
+        with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=opts) as reader:
 
             def key_deleted() -> None:
                 reader[database].people.find_one()
