@@ -6,7 +6,7 @@ import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, TypeVar
 
 import bson
 import pytest
@@ -25,6 +25,7 @@ SPEC_LOCAL_KEY = base64.b64decode(
     "Mng0NCt4ZHVUYUJCa1kxNkVyNUR1QURhZ2h2UzR2d2RrZzh0cFBwM3R6NmdWMDFBMUN3YkQ5aXRRMkhGRGdQV09wOGVN"
     "YUMxT2k3NjZKelhaQmRCZGJkTXVyZG9uSjFk"
 )
+T = TypeVar("T")
 DETERMINISTIC = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"
 RANDOM = "AEAD_AES_256_CBC_HMAC_SHA_512-Random"
 
@@ -54,6 +55,12 @@ def unv(document: bytes) -> Any:
     return bson.decode(document)["v"]
 
 
+def present(document: Optional[T]) -> T:
+    """``document``, a lookup's result the test expects to exist (not ``None``)."""
+    assert document is not None, "expected a document, found none"
+    return document
+
+
 @pytest.fixture
 def local_key() -> bytes:
     return os.urandom(96)
@@ -77,7 +84,7 @@ def encrypter(memory_io: InMemoryIO, local_key: bytes) -> Iterator[ExplicitEncry
 @pytest.fixture
 def key_id(encrypter: ExplicitEncrypter) -> bson.Binary:
     """A local data key (alt name ``"default"``) in the encrypter's key vault."""
-    return encrypter.create_data_key("local", key_alt_names=["default"])  # type: ignore[no-any-return]
+    return encrypter.create_data_key("local", key_alt_names=["default"])  # type: ignore[no-any-return]  # create_data_key returns Any
 
 
 class RecordingIO(InMemoryIO):

@@ -143,7 +143,10 @@ def generate(source: str) -> str:
             else:  # to_thread(f, a, b) -> f(a, b)
                 function_end = at(tokens[comma].start)
                 rest = "(" + source[at(tokens[comma + 1].start) : at(tokens[closing].start)] + ")"
-            function = source[at(tokens[index + 4].start) : function_end]
+            first = index + 4
+            while tokens[first].type in (tokenize.NL, tokenize.COMMENT):  # a call over lines
+                first += 1
+            function = source[at(tokens[first].start) : function_end]
             edits.append((at(token.start), at(tokens[closing].end), generate_expr(function) + rest))
             index = closing
         elif token.type == tokenize.NAME:

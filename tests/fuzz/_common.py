@@ -15,6 +15,7 @@ native context counter must be back at its baseline (no context leaked on any pa
 from __future__ import annotations
 
 import base64
+import builtins
 import contextlib
 import json
 import os
@@ -61,7 +62,7 @@ def json_data(relative: str) -> Any:
 
 def local_key_document() -> dict[str, Any]:
     """The spec corpus' local data key: id ``LOCALAAAAAAAAAAAAAAAAA==``, alt name ``local``."""
-    return json_data("spec-corpus/corpus-key-local.json")  # type: ignore[no-any-return]
+    return json_data("spec-corpus/corpus-key-local.json")  # type: ignore[no-any-return]  # json_data gives Any
 
 
 def local_explicit_targets(key: dict[str, Any]) -> tuple[Any, Any]:
@@ -170,7 +171,8 @@ class _Database:
 
 
 class FakeCollection:
-    """The part of ``pymongo.collection.Collection`` the key-vault I/O uses (find/insert_one)."""
+    """The part of ``pymongo.collection.Collection`` the key-vault I/O uses (find, find_one,
+    insert_one)."""
 
     def __init__(self, database: _Database, name: str, keys: list[bytes]) -> None:
         self.database, self.name, self.keys = database, name, keys
@@ -189,6 +191,9 @@ class FakeCollection:
             RawBSONDocument(key) for key in self.keys if key_filter_matches(query, bson.decode(key))
         ]
         return _Cursor(matched)
+
+    def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return next(iter(self.find(filter)), None)
 
     def insert_one(self, document: Any, *args: Any, **kwargs: Any) -> Any:
         import bson
@@ -235,7 +240,7 @@ class Reader:
     def int(self, size: int = 8, signed: bool = True) -> int:
         return int.from_bytes(self.take(size).ljust(size, b"\0"), "little", signed=signed)
 
-    def text(self, limit: int = 32) -> str:
+    def text(self, limit: builtins.int = 32) -> str:  # int is the method above, here
         return self.take(self.byte() % (limit + 1)).decode("utf-8", "replace")
 
     def rest(self) -> bytes:

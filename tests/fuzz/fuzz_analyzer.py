@@ -286,7 +286,9 @@ class Builder:
     def command(self) -> dict[str, Any]:
         name = self.pick(COMMANDS)
         body = self.body(name if name != "explain" else self.pick(["find", "aggregate", "count"]))
-        command = {"explain": body, "verbosity": "queryPlanner"} if name == "explain" else body
+        command: dict[str, Any] = (
+            {"explain": body, "verbosity": "queryPlanner"} if name == "explain" else body
+        )
         if self.r.byte() % 2:
             command.update({"jsonSchema": CSFLE_SCHEMA, "isRemoteSchema": bool(self.r.byte() % 2)})
         else:

@@ -76,7 +76,7 @@ class HostileKeyVault(InMemoryIO):
 
 def ciphertext(reader: Reader) -> Binary:
     subtype = reader.byte()
-    return Binary(bytes([subtype]) + KEY_ID + reader.take(reader.byte()), 6)
+    return Binary(bytes([subtype]) + KEY_ID + reader.take(reader.byte()), 6)  # type: ignore[no-any-return]  # bson's Binary returns typing.Self, which mypy's Python 3.10 lacks
 
 
 def reply_value(reader: Reader, depth: int) -> Any:

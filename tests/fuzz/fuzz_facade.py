@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -63,13 +64,19 @@ KEY = local_key_document()
 KEY_ID = KEY["_id"]
 PROVIDERS = {"local": {"key": SPEC_LOCAL_KEY}}
 VAULT = MongoClient([bson.encode(KEY)])
-PYMONGO_CODEC_OPTIONS = CodecOptions(uuid_representation=STANDARD)
-PYMONGO = ClientEncryption(PROVIDERS, "keyvault.datakeys", VAULT, PYMONGO_CODEC_OPTIONS)
+PYMONGO_CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=STANDARD)
+PYMONGO = ClientEncryption[Any](
+    PROVIDERS,
+    "keyvault.datakeys",
+    VAULT,  # type: ignore[arg-type]  # an in-memory stand-in for the key vault's client
+    PYMONGO_CODEC_OPTIONS,
+)
 
 
 def _pymongo_io() -> _EncryptionIO:
     opts = AutoEncryptionOpts(PROVIDERS, "keyvault.datakeys", bypass_auto_encryption=True)
-    return _EncryptionIO(None, VAULT["keyvault"]["datakeys"], None, opts)
+    key_vault = VAULT["keyvault"]["datakeys"]
+    return _EncryptionIO(None, key_vault, None, opts)  # type: ignore[arg-type]  # in-memory stand-in
 
 
 AUTO = AutoEncrypter(

@@ -97,8 +97,8 @@ def run_one(
         )
         output, code = done.stdout + done.stderr, done.returncode
     except subprocess.TimeoutExpired as expired:
-        output = (expired.stdout or "") + (expired.stderr or "")
-        output = output if isinstance(output, str) else output.decode(errors="replace")
+        parts = (expired.stdout or "", expired.stderr or "")  # str (text=True), typed bytes
+        output = "".join(p if isinstance(p, str) else p.decode(errors="replace") for p in parts)
         code = -1
         output += f"\n(the harness did not finish within {timeout:.0f} s)"
     result.seconds = round(time.monotonic() - started, 1)

@@ -80,7 +80,7 @@ def ciphertexts() -> list[Binary]:
         io, MongoCryptOptions({"local": {"key": SPEC_LOCAL_KEY}}, bypass_encryption=True)
     )
     key_id = bytes(local_key_document()["_id"])
-    made = [
+    made: list[tuple[str, Any, dict[str, Any]]] = [
         ("Indexed", "seed", {"contention_factor": 0}),
         ("Unindexed", "seed", {}),
         (
@@ -96,7 +96,7 @@ def ciphertexts() -> list[Binary]:
         ("Indexed", "seed", {"contention_factor": 0, "query_type": "equality"}),
     ]
     if has_string_algorithm:
-        text = {"caseSensitive": True, "diacriticSensitive": True}
+        text: dict[str, Any] = {"caseSensitive": True, "diacriticSensitive": True}
         text["prefix"] = {"strMinQueryLength": 2, "strMaxQueryLength": 8}
         made.append(("String", "hello", {"contention_factor": 0, "string_opts": bson.encode(text)}))
     extra = []

@@ -101,8 +101,9 @@ class FakeKmipServer:
 
     def respond(self, request: bytes) -> bytes:
         items = decode(request)
-        operation = {code: name for name, code in OPERATIONS.items()}[find(items, "Operation")]  # type: ignore[index]
+        operation = {code: name for name, code in OPERATIONS.items()}[find(items, "Operation")]  # type: ignore[index]  # find() gives an int for the Operation tag
         self.operations.append(operation)
+        uid: object
         if operation == "Register":
             uid = f"uid-{len(self.secrets) + 1}"
             secret = find(items, "KeyMaterial")

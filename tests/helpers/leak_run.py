@@ -160,7 +160,7 @@ def pymongo_phase(total: int, uri: str) -> dict[str, Any]:
     providers = {"local": {"key": os.urandom(96)}}
     name = f"leak_{os.getpid()}"
     with (
-        pymongo.MongoClient(uri) as client,
+        pymongo.MongoClient[Any](uri) as client,
         ClientEncryption(providers, f"{name}.keys", client) as ce,
     ):
         key_id = ce.create_data_key("local")

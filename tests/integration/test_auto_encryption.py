@@ -14,6 +14,7 @@ import pytest
 from bson import Binary
 from pymongo.errors import EncryptionError
 
+from conftest import present
 from helpers.peers.http_proxy import ConnectProxy
 from mongocrypt import Algorithm, ClientEncryption, DataKeyOpts, EncryptOpts
 from mongocrypt.auto_encryption import AutoEncryptionOpts
@@ -50,7 +51,7 @@ def stored(mongodb_uri: str, kms_setup: Any) -> Iterator[dict[str, Any]]:
     """A key vault and a collection holding one explicitly encrypted document (aws:mock key)."""
     name = f"auto_{uuid.uuid4().hex[:8]}"
     with (
-        pymongo.MongoClient(mongodb_uri) as client,
+        pymongo.MongoClient[Any](mongodb_uri) as client,
         ClientEncryption(
             kms_setup.providers, f"{name}.keys", client, kms_tls_options=kms_setup.tls_options
         ) as ce,
@@ -110,8 +111,8 @@ def test_decryption_runs_through_mongocrypts_io(
 ) -> None:
     recorder = Recorder()
     options = opts(kms_setup, stored, event_listeners=[recorder])
-    with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=options) as client:
-        assert client[stored["db"]].people.find_one({"_id": 1})["ssn"] == "457-55-5462"
+    with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=options) as client:
+        assert present(client[stored["db"]].people.find_one({"_id": 1}))["ssn"] == "457-55-5462"
     kinds = {type(e) for e in recorder.events}
     assert kinds == {KmsRequestSucceeded, KeyVaultOperationStarted}
     assert all(
@@ -137,13 +138,13 @@ def test_credential_provider_and_proxy(
             kms_providers=providers,
             kms_connect_callback=HttpProxyConnect("127.0.0.1", proxy.port),
         )
-        with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=options) as client:
-            assert client[stored["db"]].people.find_one({"_id": 1})["ssn"] == "457-55-5462"
+        with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=options) as client:
+            assert present(client[stored["db"]].people.find_one({"_id": 1}))["ssn"] == "457-55-5462"
         assert proxy.tunnels == [cloud_kms.endpoint]
     finally:
         proxy.close()
     with (
-        pymongo.MongoClient(mongodb_uri) as plain,
+        pymongo.MongoClient[Any](mongodb_uri) as plain,
         ClientEncryption(
             {"aws": {}},
             stored["namespace"],
@@ -161,9 +162,9 @@ def test_credential_provider_and_proxy(
         credential_providers={"aws": aws_credentials},
         kms_tls_options={"aws": kms_setup.tls_options["aws:mock"]},
     )
-    with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=options) as client:
+    with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=options) as client:
         client[stored["db"]].more.insert_one({"_id": 2, "x": ciphertext})
-        assert client[stored["db"]].more.find_one({"_id": 2})["x"] == "x"
+        assert present(client[stored["db"]].more.find_one({"_id": 2}))["x"] == "x"
     assert len(calls) >= 2
 
 
@@ -173,16 +174,16 @@ def test_decryption_happens_after_the_succeeded_event(
     """Prose 14 cases 3 and 4 (bypass_auto_encryption): the succeeded event carries ciphertext, a
     decryption error is raised after it, and plaintext never reaches monitoring."""
     commands = Commands()
-    with pymongo.MongoClient(mongodb_uri) as plain:
+    with pymongo.MongoClient[Any](mongodb_uri) as plain:
         tampered = bytearray(stored["secret"])
         tampered[-1] ^= 1
         plain[stored["db"]].people.insert_one({"_id": 2, "ssn": Binary(bytes(tampered), 6)})
     options = opts(kms_setup, stored)
-    with pymongo.MongoClient(
+    with pymongo.MongoClient[Any](
         mongodb_uri, auto_encryption_opts=options, event_listeners=[commands]
     ) as client:
         people = client[stored["db"]].people
-        assert people.find_one({"_id": 1})["ssn"] == "457-55-5462"
+        assert present(people.find_one({"_id": 1}))["ssn"] == "457-55-5462"
         with pytest.raises(EncryptionError, match="HMAC validation failure"):
             people.find_one({"_id": 2})
     finds = [
@@ -242,7 +243,7 @@ def test_queryable_encryption_create_and_drop_helpers(mongodb_uri: str) -> None:
         encrypted_fields_map={f"{database}.people": fields},
         query_analysis="none",
     )
-    with pymongo.MongoClient(
+    with pymongo.MongoClient[Any](
         mongodb_uri, auto_encryption_opts=options, event_listeners=[commands]
     ) as client:
         try:

@@ -59,7 +59,7 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
 def vault(mongodb_uri: str) -> Iterator[str]:
     """A fresh key vault with the unique index on keyAltNames the specification advises."""
     database = f"cli_{uuid.uuid4().hex[:8]}"
-    with pymongo.MongoClient(mongodb_uri) as client:
+    with pymongo.MongoClient[Any](mongodb_uri) as client:
         client[database]["keys"].create_index(
             "keyAltNames", unique=True, partialFilterExpression={"keyAltNames": {"$exists": True}}
         )

@@ -15,6 +15,7 @@ import pymongo
 import pytest
 from bson import Binary
 
+from conftest import present
 from helpers.peers.http_proxy import ConnectProxy
 from mongocrypt import (
     Algorithm,
@@ -60,7 +61,7 @@ class Recorder(EncryptionEventListener):
 
 @pytest.fixture
 def client(mongodb_uri: str) -> Iterator[pymongo.MongoClient[Any]]:
-    with pymongo.MongoClient(mongodb_uri) as c:
+    with pymongo.MongoClient[Any](mongodb_uri) as c:
         yield c
 
 
@@ -94,7 +95,7 @@ def make(client: pymongo.MongoClient[Any], namespace: str, kms_setup: Any) -> It
 
 @pytest.fixture
 def ce(make: Any) -> ClientEncryption:
-    return make()  # type: ignore[no-any-return]
+    return make()  # type: ignore[no-any-return]  # make is an untyped fixture factory
 
 
 def opts(kms_setup: Any, provider: str, **extra: Any) -> DataKeyOpts:
@@ -199,9 +200,9 @@ def test_option_types_validate() -> None:
     with pytest.raises(ValueError, match="sparsity must be >= 0"):
         RangeOpts(sparsity=-1)
     with pytest.raises(TypeError, match="case_sensitive must be bool"):
-        StringOpts(case_sensitive=1, diacritic_sensitive=True)  # type: ignore[arg-type]
+        StringOpts(case_sensitive=1, diacritic_sensitive=True)  # type: ignore[arg-type]  # a wrong type on purpose
     with pytest.raises(TypeError, match="provider must be str"):
-        RewrapManyDataKeyOpts(None)  # type: ignore[arg-type]
+        RewrapManyDataKeyOpts(None)  # type: ignore[arg-type]  # a wrong type on purpose
     assert "<redacted>" in repr(DataKeyOpts(key_material=b"k" * 96))
 
 
@@ -214,7 +215,7 @@ def test_create_data_key_and_round_trip(
 ) -> None:
     key_id = ce.create_data_key(provider, opts(kms_setup, provider, key_alt_names=[provider]))
     assert isinstance(key_id, Binary) and key_id.subtype == 4
-    assert ce.get_key(key_id)["masterKey"]["provider"] == provider
+    assert present(ce.get_key(key_id))["masterKey"]["provider"] == provider
     for algorithm in (Algorithm.DETERMINISTIC, Algorithm.RANDOM, Algorithm.UNINDEXED):
         for key in ({"key_alt_name": provider}, {"key_id": key_id}):
             ciphertext = ce.encrypt("457-55-5462", EncryptOpts(algorithm, **key))
@@ -340,18 +341,18 @@ def test_key_management(ce: ClientEncryption) -> None:
     first = ce.create_data_key("local", DataKeyOpts(key_alt_names=["first"]))
     second = ce.create_data_key("local")
     assert {k["_id"] for k in ce.get_keys()} == {first, second}
-    assert ce.get_key_by_alt_name("first")["_id"] == first
+    assert present(ce.get_key_by_alt_name("first"))["_id"] == first
     assert ce.get_key(uuid.uuid4()) is None and ce.get_key_by_alt_name("nobody") is None
     previous = ce.add_key_alt_name(second, "second")
     assert previous is not None and "keyAltNames" not in previous
     assert ce.add_key_alt_name(uuid.uuid4(), "x") is None
-    previous = ce.remove_key_alt_name(second, "second")
+    previous = present(ce.remove_key_alt_name(second, "second"))
     assert list(previous["keyAltNames"]) == ["second"]
-    assert "keyAltNames" not in ce.get_key(second)
+    assert "keyAltNames" not in present(ce.get_key(second))
     ce.add_key_alt_name(second, "a")
     ce.add_key_alt_name(second, "b")
     ce.remove_key_alt_name(second, "a")
-    assert list(ce.get_key(second)["keyAltNames"]) == ["b"]
+    assert list(present(ce.get_key(second))["keyAltNames"]) == ["b"]
     assert ce.delete_key(first).deleted_count == 1 and ce.get_key(first) is None
 
 
@@ -386,8 +387,8 @@ def test_rewrap_many_data_key(
     result = ce.rewrap_many_data_key(
         {}, RewrapManyDataKeyOpts(target, kms_setup.master_keys[target])
     )
-    assert result.bulk_write_result.modified_count == 1
-    key = ce.get_key(key_id)
+    assert present(result.bulk_write_result).modified_count == 1
+    key = present(ce.get_key(key_id))
     assert key["masterKey"]["provider"] == target
     assert key["updateDate"] >= key["creationDate"]
     assert ce.decrypt(ciphertext) == "kept"
@@ -428,7 +429,7 @@ def test_create_encrypted_collection_failure_carries_the_keys(
     assert all(isinstance(i, Binary) for i in ids) and all(ce.get_key(i) for i in ids)
     assert fields["fields"][0]["keyId"] is None  # the caller's document is left untouched
     with pytest.raises(TypeError, match="encrypted_fields must be a mapping"):
-        ce.create_encrypted_collection(database, "people", None, "local")  # type: ignore[arg-type]
+        ce.create_encrypted_collection(database, "people", None, "local")  # type: ignore[arg-type]  # a wrong type on purpose
 
 
 def test_create_encrypted_collection_on_a_real_server(ce: ClientEncryption, client: Any) -> None:
@@ -495,7 +496,7 @@ def test_requests_of_one_context_run_concurrently(
         elapsed = time.monotonic() - started
     finally:
         cloud_kms.delay = 0.0
-    assert result.bulk_write_result.modified_count == 5
+    assert present(result.bulk_write_result).modified_count == 5
     assert cloud_kms.max_in_flight >= 2, cloud_kms.max_in_flight
     assert elapsed < 5 * 0.3, elapsed
 
@@ -621,7 +622,7 @@ def test_async_client_encryption(
                 "v1",
                 "v2",
             ]
-            assert (await ace.get_key_by_alt_name("kmip"))["_id"] == ids[2]
+            assert present(await ace.get_key_by_alt_name("kmip"))["_id"] == ids[2]
             by_name = EncryptOpts(Algorithm.INDEXED, key_alt_name="local", contention_factor=0)
             assert await ace.decrypt(await ace.encrypt("qe", by_name)) == "qe"
             progress: list[tuple[int, int]] = []
@@ -631,7 +632,7 @@ def test_async_client_encryption(
             result = await ace.rewrap_many_data_key(
                 {}, RewrapManyDataKeyOpts("local:second"), progress=lambda *p: progress.append(p)
             )
-            assert result.bulk_write_result.modified_count == 3
+            assert present(result.bulk_write_result).modified_count == 3
             assert progress == [(3, 0), (3, 3)]
             assert (await ace.delete_key(ids[1])).deleted_count == 1
             assert cloud_kms.endpoint in proxy.tunnels
@@ -657,7 +658,7 @@ class CommandLog(pymongo.monitoring.CommandListener):
 def test_every_key_vault_operation_is_majority(mongodb_uri: str, namespace: str) -> None:
     log = CommandLog()
     with (
-        pymongo.MongoClient(mongodb_uri, event_listeners=[log]) as client,
+        pymongo.MongoClient[Any](mongodb_uri, event_listeners=[log]) as client,
         ClientEncryption(
             {"local": {"key": os.urandom(96)}, "local:b": {"key": os.urandom(96)}},
             namespace,

@@ -27,7 +27,7 @@ import bson
 import pymongo
 import pytest
 
-from conftest import RANDOM, v
+from conftest import RANDOM, present, v
 from mongocrypt import (
     Algorithm,
     AsyncClientEncryption,
@@ -42,6 +42,7 @@ from mongocrypt.dropin.synchronous import ExplicitEncrypter
 from mongocrypt.engine import AutoEncrypter, ExplicitEncryptOptions, MongoCrypt, MongoCryptOptions
 from mongocrypt.engine.native import live_objects
 from mongocrypt.io.memory import InMemoryIO
+from mongocrypt.options import AlgorithmName
 
 THREADS = 8
 SECONDS = float(os.environ.get("MONGOCRYPT_CONCURRENCY_SECONDS", "10"))
@@ -52,7 +53,7 @@ TASKS = 1000
 def database(mongodb_uri: str) -> Iterator[str]:
     name = f"conc_{uuid.uuid4().hex[:8]}"
     yield name
-    with pymongo.MongoClient(mongodb_uri) as client:
+    with pymongo.MongoClient[Any](mongodb_uri) as client:
         client.drop_database(name)
 
 
@@ -74,8 +75,8 @@ def test_eight_threads_share_one_client_and_one_client_encryption(
         kms, namespace, bypass_auto_encryption=True, kms_tls_options=kms_setup.tls_options
     )
     with (
-        pymongo.MongoClient(mongodb_uri, maxPoolSize=THREADS) as client,
-        pymongo.MongoClient(mongodb_uri, auto_encryption_opts=opts) as reader,
+        pymongo.MongoClient[Any](mongodb_uri, maxPoolSize=THREADS) as client,
+        pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=opts) as reader,
         ClientEncryption(
             kms,
             namespace,
@@ -125,7 +126,7 @@ def test_eight_threads_share_one_client_and_one_client_encryption(
                     else:
                         name = f"key-{worker}-{n}"
                         key_id = ce.create_data_key("local", DataKeyOpts(key_alt_names=[name]))
-                        assert ce.get_key_by_alt_name(name)["_id"] == key_id
+                        assert present(ce.get_key_by_alt_name(name))["_id"] == key_id
                     seen[op] += 1
             except BaseException as exc:
                 errors.append(exc)
@@ -181,12 +182,14 @@ def test_many_asyncio_tasks_on_one_async_client_encryption(
                     key_id = await ace.create_data_key(
                         "local", DataKeyOpts(key_alt_names=[f"k{i}"])
                     )
-                    assert (await ace.get_key_by_alt_name(f"k{i}"))["_id"] == key_id
+                    assert present(await ace.get_key_by_alt_name(f"k{i}"))["_id"] == key_id
                     counts["key"] += 1
                     return
                 key = aws if i % 3 == 0 else local
                 deterministic = i % 2 == 1
-                algorithm = Algorithm.DETERMINISTIC if deterministic else Algorithm.RANDOM
+                algorithm: AlgorithmName = (
+                    Algorithm.DETERMINISTIC if deterministic else Algorithm.RANDOM
+                )
                 value: Any = f"v{i}" if deterministic else {"task": i, "payload": f"v{i}"}
                 ciphertext = await ace.encrypt(value, EncryptOpts(algorithm, key_id=key))
                 await asyncio.sleep(0)
@@ -195,7 +198,7 @@ def test_many_asyncio_tasks_on_one_async_client_encryption(
 
             await asyncio.gather(*(task(i) for i in range(TASKS)))
             result = await ace.rewrap_many_data_key({}, RewrapManyDataKeyOpts("local"))
-            assert result.bulk_write_result.modified_count == 2 + counts["key"]
+            assert present(result.bulk_write_result).modified_count == 2 + counts["key"]
         return counts
 
     counts = asyncio.run(scenario())
@@ -318,7 +321,7 @@ def test_engine_objects_refuse_use_after_close() -> None:
 
 
 def test_client_encryption_refuses_use_after_close(mongodb_uri: str, database: str) -> None:
-    with pymongo.MongoClient(mongodb_uri) as client:
+    with pymongo.MongoClient[Any](mongodb_uri) as client:
         ce = ClientEncryption({"local": {"key": os.urandom(96)}}, f"{database}.keys", client)
         key_id = ce.create_data_key("local")
         ciphertext = ce.encrypt("x", EncryptOpts(Algorithm.RANDOM, key_id=key_id))
@@ -333,7 +336,7 @@ def test_client_encryption_refuses_use_after_close(mongodb_uri: str, database: s
             with pytest.raises(MongoCryptClosedError, match="closed"):
                 call()
         # Key-vault management needs no handle: the key vault client is the caller's.
-        assert ce.get_key(key_id)["_id"] == key_id
+        assert present(ce.get_key(key_id))["_id"] == key_id
 
     async def async_scenario() -> None:
         client: pymongo.AsyncMongoClient[Any] = pymongo.AsyncMongoClient(mongodb_uri)
@@ -356,7 +359,7 @@ def test_close_while_other_threads_are_mid_operation(mongodb_uri: str, database:
     baseline = live_objects()
     errors: list[BaseException] = []
     outcomes: Counter[str] = Counter()
-    with pymongo.MongoClient(mongodb_uri) as client:
+    with pymongo.MongoClient[Any](mongodb_uri) as client:
         ce = ClientEncryption({"local": {"key": os.urandom(96)}}, f"{database}.keys", client)
         key_id = ce.create_data_key("local")
         start = threading.Barrier(5)
@@ -369,7 +372,8 @@ def test_close_while_other_threads_are_mid_operation(mongodb_uri: str, database:
                 try:
                     value = f"v{i}"
                     assert (
-                        ce.decrypt(ce.encrypt(value, EncryptOpts(RANDOM, key_id=key_id))) == value
+                        ce.decrypt(ce.encrypt(value, EncryptOpts(Algorithm.RANDOM, key_id=key_id)))
+                        == value
                     )
                     outcomes["ok"] += 1
                 except MongoCryptClosedError:

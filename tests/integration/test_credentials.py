@@ -134,7 +134,7 @@ def test_a_single_string_is_not_a_provider_list(server: FakeServer) -> None:
     with pytest.raises(TypeError, match="sequence of provider names"):
         on_demand(server).fetch("aws")
     with pytest.raises(TypeError, match="must be strings"):
-        on_demand(server).fetch([b"aws"])  # type: ignore[list-item]
+        on_demand(server).fetch([b"aws"])  # type: ignore[list-item]  # a wrong type on purpose
 
 
 def test_only_requested_providers_are_fetched(server: FakeServer) -> None:
@@ -164,7 +164,7 @@ def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="timeout"):
         OnDemandCredentials(timeout=float("inf"))
     with pytest.raises(TypeError, match="aws_provider"):
-        OnDemandCredentials(aws_provider="key")  # type: ignore[arg-type]
+        OnDemandCredentials(aws_provider="key")  # type: ignore[arg-type]  # a wrong type on purpose
     with pytest.raises(ValueError, match="aws_sts"):
         CredentialEndpoints(aws_sts="sts.amazonaws.com")
 
@@ -403,7 +403,7 @@ def test_async_function_as_custom_provider_is_refused() -> None:
     async def provider() -> Mapping[str, Any]:
         return {}
 
-    creds = OnDemandCredentials(aws_provider=provider)  # type: ignore[arg-type]
+    creds = OnDemandCredentials(aws_provider=provider)  # type: ignore[arg-type]  # a wrong type on purpose
     with pytest.raises(CredentialsError, match="returned a coroutine"):
         creds.fetch(["aws"])
 

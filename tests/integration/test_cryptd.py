@@ -35,7 +35,7 @@ def start(tmp_path: Path, *args: str) -> tuple[Peer, int]:
 def test_answers_like_mongocryptd(tmp_path: Path) -> None:
     peer, port = start(tmp_path, "--idleShutdownTimeoutSecs=30")
     try:
-        with pymongo.MongoClient(
+        with pymongo.MongoClient[Any](
             f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=5000
         ) as client:
             hello = client.admin.command("hello")
@@ -131,7 +131,7 @@ def test_hello_reply_has_mongocryptd_fields(cryptd_port: int) -> None:
     and none of mongod's ``helloOk``, ``connectionId``, ``logicalSessionTimeoutMinutes``,
     ``compression`` (mongocryptd sends none, so a driver keeps the legacy handshake, starts no
     session and never compresses)."""
-    with pymongo.MongoClient(
+    with pymongo.MongoClient[Any](
         f"mongodb://127.0.0.1:{cryptd_port}", serverSelectionTimeoutMS=5000
     ) as client:
         hello = client.admin.command({"hello": 1, "helloOk": True})
@@ -201,7 +201,7 @@ def test_bind_ip_takes_a_comma_separated_list(tmp_path: Path) -> None:
     try:
         for host in ("127.0.0.1", "127.0.0.2"):
             assert port_open(port, host)
-            with pymongo.MongoClient(
+            with pymongo.MongoClient[Any](
                 f"mongodb://{host}:{port}", serverSelectionTimeoutMS=5000
             ) as client:
                 assert client.admin.command("hello")["iscryptd"] is True

@@ -101,7 +101,7 @@ def test_every_page_has_examples() -> None:
 @pytest.fixture
 def clean_vault(mongodb_uri: str) -> Iterator[None]:
     """Examples share the conventional key vault: each starts and ends with an empty one."""
-    with pymongo.MongoClient(mongodb_uri) as client:
+    with pymongo.MongoClient[Any](mongodb_uri) as client:
         client.drop_database("encryption")
         yield
         client.drop_database("encryption")

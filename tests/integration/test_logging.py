@@ -15,6 +15,7 @@ import pymongo
 import pytest
 from pymongo.encryption_options import AutoEncryptionOpts as PymongoAutoEncryptionOpts
 
+from conftest import present
 from mongocrypt import Algorithm, AutoEncryptionOpts, ClientEncryption, DataKeyOpts, EncryptOpts
 from mongocrypt._env import QUERY_ANALYSIS
 
@@ -23,7 +24,7 @@ from mongocrypt._env import QUERY_ANALYSIS
 def database(mongodb_uri: str) -> Iterator[str]:
     name = f"log_{uuid.uuid4().hex[:8]}"
     yield name
-    with pymongo.MongoClient(mongodb_uri) as client:
+    with pymongo.MongoClient[Any](mongodb_uri) as client:
         client.drop_database(name)
 
 
@@ -38,7 +39,7 @@ def test_markings_and_key_fetches_at_debug_the_mode_once_at_info(
     providers = {"local": {"key": os.urandom(96)}}
     namespace = f"{database}.keys"
     with (
-        pymongo.MongoClient(mongodb_uri) as client,
+        pymongo.MongoClient[Any](mongodb_uri) as client,
         ClientEncryption(providers, namespace, client) as ce,
     ):
         key_id = ce.create_data_key("local", DataKeyOpts(key_alt_names=["logged"]))
@@ -58,13 +59,13 @@ def test_markings_and_key_fetches_at_debug_the_mode_once_at_info(
         providers, namespace, schema_map={f"{database}.people": schema}, query_analysis="embedded"
     )
     caplog.clear()
-    with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=opts) as client:
+    with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=opts) as client:
         assert lines(caplog, "mongocrypt.auto_encryption", logging.INFO) == [
             "query analysis: embedded (mongocrypt's in-process analyzer; "
             "query_analysis='embedded' in AutoEncryptionOpts)"
         ]
         client[database].people.insert_one({"_id": 1, "ssn": "457-55-5462"})
-        assert client[database].people.find_one({"ssn": "457-55-5462"})["_id"] == 1
+        assert present(client[database].people.find_one({"ssn": "457-55-5462"}))["_id"] == 1
     engine = lines(caplog, "mongocrypt.engine")
     assert f"marking insert on {database}.people" in engine
     assert f"marking find on {database}.people" in engine
@@ -81,13 +82,13 @@ def test_the_mode_says_where_it_came_from(
     providers = {"local": {"key": os.urandom(96)}}
     monkeypatch.setenv(QUERY_ANALYSIS, "embedded")
     opts = PymongoAutoEncryptionOpts(providers, "encryption.__keyVault")
-    with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=opts):
+    with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=opts):
         pass
     monkeypatch.delenv(QUERY_ANALYSIS)
     decrypt_only = AutoEncryptionOpts(
         providers, "encryption.__keyVault", bypass_auto_encryption=True
     )
-    with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=decrypt_only):
+    with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=decrypt_only):
         pass
     assert lines(caplog, "mongocrypt.auto_encryption", logging.INFO) == [
         f"query analysis: embedded (mongocrypt's in-process analyzer; {QUERY_ANALYSIS}=embedded)",
@@ -111,7 +112,7 @@ def test_kms_requests_and_credential_fetches_at_debug(
         return dict(settings)
 
     tls = kms_setup.tls_options
-    with pymongo.MongoClient(mongodb_uri) as client:
+    with pymongo.MongoClient[Any](mongodb_uri) as client:
         with ClientEncryption(
             {"aws": {}},
             f"{database}.keys",

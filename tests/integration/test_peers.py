@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,5 +39,5 @@ def test_free_port_is_free() -> None:
 def test_secantusdb_answers(mongodb_uri: str) -> None:
     import pymongo
 
-    with pymongo.MongoClient(mongodb_uri) as client:
+    with pymongo.MongoClient[Any](mongodb_uri) as client:
         assert client.admin.command("ping")["ok"] == 1

@@ -14,6 +14,8 @@ from pymongo.asynchronous.encryption import AsyncClientEncryption
 from pymongo.encryption import Algorithm
 from pymongo.encryption_options import AutoEncryptionOpts
 
+from conftest import present
+
 DETERMINISTIC = Algorithm.AEAD_AES_256_CBC_HMAC_SHA_512_Deterministic
 RANDOM = Algorithm.AEAD_AES_256_CBC_HMAC_SHA_512_Random
 
@@ -23,7 +25,7 @@ def test_async_client_encryption(mongodb_uri: str, kms_setup: Any, provider: str
     async def scenario() -> None:
         namespace = f"async_{uuid.uuid4().hex[:8]}.datakeys"
         client: AsyncMongoClient[Any] = AsyncMongoClient(mongodb_uri, uuidRepresentation="standard")
-        ce = AsyncClientEncryption(
+        ce = AsyncClientEncryption[Any](
             kms_setup.providers,
             namespace,
             client,
@@ -38,10 +40,10 @@ def test_async_client_encryption(mongodb_uri: str, kms_setup: Any, provider: str
             *(ce.encrypt(v, RANDOM, key_alt_name="async") for v in values)
         )
         assert await asyncio.gather(*(ce.decrypt(c) for c in ciphertexts)) == values
-        assert (await ce.get_key_by_alt_name("async"))["_id"] == key_id
+        assert present(await ce.get_key_by_alt_name("async"))["_id"] == key_id
         assert [k["_id"] async for k in ce.get_keys()] == [key_id]
         result = await ce.rewrap_many_data_key({}, provider="local:second")
-        assert result.bulk_write_result.modified_count == 1
+        assert present(result.bulk_write_result).modified_count == 1
         assert await ce.decrypt(ciphertexts[0]) == "value 0"
         assert (await ce.delete_key(key_id)).deleted_count == 1
         await ce.close()
@@ -55,7 +57,7 @@ def test_async_auto_decryption(mongodb_uri: str, kms_setup: Any) -> None:
     async def scenario() -> None:
         namespace = f"async_{uuid.uuid4().hex[:8]}.datakeys"
         plain: AsyncMongoClient[Any] = AsyncMongoClient(mongodb_uri, uuidRepresentation="standard")
-        ce = AsyncClientEncryption(
+        ce = AsyncClientEncryption[Any](
             kms_setup.providers,
             namespace,
             plain,

@@ -15,8 +15,10 @@ from pymongo.encryption import Algorithm, ClientEncryption
 from pymongo.encryption_options import AutoEncryptionOpts
 from pymongo.errors import DuplicateKeyError, EncryptionError
 
+from conftest import present
+
 PROVIDERS = ["local", "local:second", "aws", "aws:mock", "azure", "gcp", "kmip"]
-OPTS = CodecOptions(uuid_representation=STANDARD)
+OPTS: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=STANDARD)
 
 
 @pytest.fixture
@@ -24,7 +26,7 @@ def key_vault(mongodb_uri: str) -> Iterator[str]:
     """A fresh key vault namespace with the unique keyAltNames index the spec asks for."""
     namespace = f"keyvault_{uuid.uuid4().hex[:8]}.datakeys"
     db, coll = namespace.split(".")
-    with MongoClient(mongodb_uri) as client:
+    with MongoClient[Any](mongodb_uri) as client:
         client[db][coll].create_index(
             "keyAltNames", unique=True, partialFilterExpression={"keyAltNames": {"$exists": True}}
         )
@@ -34,7 +36,7 @@ def key_vault(mongodb_uri: str) -> Iterator[str]:
 
 @pytest.fixture
 def client(mongodb_uri: str) -> Iterator[MongoClient[dict[str, Any]]]:
-    with MongoClient(mongodb_uri, uuidRepresentation="standard") as c:
+    with MongoClient[Any](mongodb_uri, uuidRepresentation="standard") as c:
         yield c
 
 
@@ -42,7 +44,7 @@ def client(mongodb_uri: str) -> Iterator[MongoClient[dict[str, Any]]]:
 def client_encryption(
     kms_setup: Any, key_vault: str, client: MongoClient[Any]
 ) -> Iterator[ClientEncryption[Any]]:
-    with ClientEncryption(
+    with ClientEncryption[Any](
         kms_setup.providers, key_vault, client, OPTS, kms_tls_options=kms_setup.tls_options
     ) as ce:
         yield ce
@@ -57,7 +59,7 @@ def test_create_data_key_and_round_trip(
         provider, master_key=kms_setup.master_keys[provider], key_alt_names=[name]
     )
     assert isinstance(key_id, Binary) and key_id.subtype == 4
-    document = client_encryption.get_key(key_id)
+    document = present(client_encryption.get_key(key_id))
     assert document["masterKey"]["provider"] == provider
     assert document["keyAltNames"] == [name]
     for algorithm in (
@@ -75,7 +77,7 @@ def test_create_data_key_and_round_trip(
 
 def test_every_client_side_algorithm(client_encryption: ClientEncryption[Any]) -> None:
     key_id = client_encryption.create_data_key("local")
-    cases = [
+    cases: list[tuple[str, Any, dict[str, Any]]] = [
         (Algorithm.AEAD_AES_256_CBC_HMAC_SHA_512_Deterministic, "text", {}),
         (Algorithm.AEAD_AES_256_CBC_HMAC_SHA_512_Random, [1, 2, 3], {}),
         (Algorithm.UNINDEXED, "text", {}),
@@ -96,16 +98,17 @@ def test_key_management(client_encryption: ClientEncryption[Any]) -> None:
     first = client_encryption.create_data_key("local", key_alt_names=["first"])
     second = client_encryption.create_data_key("local")
     assert {k["_id"] for k in client_encryption.get_keys()} == {first, second}
-    assert client_encryption.get_key_by_alt_name("first")["_id"] == first
+    assert present(client_encryption.get_key_by_alt_name("first"))["_id"] == first
     before = client_encryption.add_key_alt_name(second, "second")
     assert before is not None and "keyAltNames" not in before
-    assert client_encryption.get_key_by_alt_name("second")["_id"] == second
+    assert present(client_encryption.get_key_by_alt_name("second"))["_id"] == second
     with pytest.raises(DuplicateKeyError) as duplicate:  # the server's error, code kept
         client_encryption.add_key_alt_name(first, "second")
     assert duplicate.value.code == 11000
     before = client_encryption.remove_key_alt_name(second, "second")
     assert before is not None and before["keyAltNames"] == ["second"]
-    assert "keyAltNames" not in client_encryption.get_key(second)  # emptied arrays are removed
+    # emptied arrays are removed
+    assert "keyAltNames" not in present(client_encryption.get_key(second))
     assert client_encryption.remove_key_alt_name(second, "absent") is not None
     result = client_encryption.delete_key(first)
     assert result.deleted_count == 1
@@ -128,7 +131,7 @@ def test_rewrap_many_data_key_between_providers(
         {}, provider=target, master_key=kms_setup.master_keys[target]
     )
     assert result.bulk_write_result is not None and result.bulk_write_result.modified_count == 1
-    assert client_encryption.get_key(key_id)["masterKey"]["provider"] == target
+    assert present(client_encryption.get_key(key_id))["masterKey"]["provider"] == target
     assert client_encryption.decrypt(ciphertext) == "kept"
 
 
@@ -149,14 +152,16 @@ def test_auto_decryption_of_explicitly_encrypted_documents(
         "457-55-5462", Algorithm.AEAD_AES_256_CBC_HMAC_SHA_512_Deterministic, key_id=key_id
     )
     coll.insert_one({"_id": 1, "name": "Ada", "ssn": ciphertext})
-    assert coll.find_one({"_id": 1})["ssn"] == ciphertext  # the server only ever sees ciphertext
+    assert (
+        present(coll.find_one({"_id": 1}))["ssn"] == ciphertext
+    )  # the server only ever sees ciphertext
     options = AutoEncryptionOpts(
         kms_setup.providers,
         key_vault,
         bypass_auto_encryption=True,
         kms_tls_options=kms_setup.tls_options,
     )
-    with MongoClient(mongodb_uri, auto_encryption_opts=options) as encrypted:
+    with MongoClient[Any](mongodb_uri, auto_encryption_opts=options) as encrypted:
         found = encrypted[coll.database.name][coll.name].find_one({"ssn": ciphertext})
         assert found == {"_id": 1, "name": "Ada", "ssn": "457-55-5462"}
     coll.drop()
@@ -167,7 +172,7 @@ def test_wrong_kms_ca_is_a_clear_tls_error(
 ) -> None:
     options = {**kms_setup.tls_options, "aws": {"tlsCAFile": str(tls.other_ca)}}
     with (
-        ClientEncryption(
+        ClientEncryption[Any](
             kms_setup.providers, key_vault, client, OPTS, kms_tls_options=options
         ) as ce,
         pytest.raises(
@@ -182,7 +187,7 @@ def test_kmip_without_client_certificate_is_refused(
 ) -> None:
     options = {**kms_setup.tls_options, "kmip": {"tlsCAFile": str(tls.ca)}}
     with (
-        ClientEncryption(
+        ClientEncryption[Any](
             kms_setup.providers, key_vault, client, OPTS, kms_tls_options=options
         ) as ce,
         pytest.raises(EncryptionError) as info,
@@ -201,7 +206,8 @@ def test_string_algorithm_options_reach_libmongocrypt(
 
     if not mongocrypt.has_string_algorithm:
         pytest.skip("needs a libmongocrypt with the String algorithm")
-    prefix = {"strMinQueryLength": 2, "strMaxQueryLength": 10}
+    prefix: options.PrefixOpts = {"strMinQueryLength": 2, "strMaxQueryLength": 10}
+    extra: dict[str, Any]
     if hasattr(options, "StringOpts"):
         extra = {
             "string_opts": options.StringOpts(
@@ -210,7 +216,7 @@ def test_string_algorithm_options_reach_libmongocrypt(
         }
     else:
         extra = {
-            "text_opts": options.TextOpts(
+            "text_opts": options.TextOpts(  # type: ignore[attr-defined]  # pymongo 4.16-4.17 only
                 prefix=prefix, case_sensitive=True, diacritic_sensitive=True
             )
         }
@@ -234,7 +240,9 @@ def test_on_demand_aws_credentials(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "on-demand-secret")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     tls_options = {"aws": kms_setup.tls_options["aws:mock"]}
-    with ClientEncryption({"aws": {}}, key_vault, client, OPTS, kms_tls_options=tls_options) as ce:
+    with ClientEncryption[Any](
+        {"aws": {}}, key_vault, client, OPTS, kms_tls_options=tls_options
+    ) as ce:
         key_id = ce.create_data_key("aws", master_key=kms_setup.master_keys["aws:mock"])
         ciphertext = ce.encrypt("x", Algorithm.AEAD_AES_256_CBC_HMAC_SHA_512_Random, key_id=key_id)
         assert ce.decrypt(ciphertext) == "x"

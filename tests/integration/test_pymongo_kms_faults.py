@@ -27,8 +27,8 @@ def client_encryption(
     cloud_kms.reset()
     namespace = f"faults_{uuid.uuid4().hex[:8]}.datakeys"
     with (
-        MongoClient(mongodb_uri) as client,
-        ClientEncryption(
+        MongoClient[Any](mongodb_uri) as client,
+        ClientEncryption[Any](
             kms_setup.providers,
             namespace,
             client,

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from conftest import present
 from helpers.peers.cloud_kms import AZURE_TOKEN, GCP_TOKEN
 from helpers.peers.http_fake import FakeServer
 from helpers.peers.http_proxy import ConnectProxy
@@ -293,7 +294,7 @@ def test_no_secret_or_plaintext_escapes(
             )
             reprs.append((f"DataKeyOpts for {provider}", repr(opts) + str(opts)))
             keys[provider] = ce.create_data_key(provider, opts)
-            wrapped = bytes(ce.get_key(keys[provider])["keyMaterial"])
+            wrapped = bytes(present(ce.get_key(keys[provider]))["keyMaterial"])
             if material is None:
                 material = (
                     unwrap_local(local_key, wrapped)
@@ -369,7 +370,7 @@ def test_no_secret_or_plaintext_escapes(
             event_listeners=[events],
         )
         reprs.append(("AutoEncryptionOpts", repr(auto_opts) + str(auto_opts)))
-        with pymongo.MongoClient(
+        with pymongo.MongoClient[Any](
             mongodb_uri, auto_encryption_opts=auto_opts, event_listeners=[commands]
         ) as reader:
             documents = {d["_id"]: d for d in reader[name].people.find()}
@@ -409,26 +410,31 @@ def test_no_secret_or_plaintext_escapes(
             kms_tls_options=tls_options,
             query_analysis="embedded",
         )
-        with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=marking_opts) as writer:
+        with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=marking_opts) as writer:
             writer[name].marked.insert_one({"_id": 1, "ssn": plaintexts["ssn"]})
-            assert writer[name].marked.find_one({"ssn": plaintexts["ssn"]})["_id"] == 1
+            assert present(writer[name].marked.find_one({"ssn": plaintexts["ssn"]}))["_id"] == 1
 
         # A wrong local master key: unwrapping the local data key fails.
         wrong = dict(providers, local={"key": os.urandom(96)})
         with ClientEncryption(wrong, namespace, client, kms_tls_options=tls_options) as bad:
-            local_ssn = people.find_one({"_id": "local"})["ssn"]
+            local_ssn = present(people.find_one({"_id": "local"}))["ssn"]
             expect_failure(lambda: bad.decrypt(local_ssn))
 
         # Rewrap everything twice; the data survives.
         rewrap = RewrapManyDataKeyOpts("local:new")
         reprs.append(("RewrapManyDataKeyOpts", repr(rewrap)))
-        assert ce.rewrap_many_data_key({}, rewrap).bulk_write_result.modified_count == len(keys)
+        assert present(ce.rewrap_many_data_key({}, rewrap).bulk_write_result).modified_count == len(
+            keys
+        )
         rewrap_aws = RewrapManyDataKeyOpts("aws:mock", master_keys["aws:mock"])
-        assert ce.rewrap_many_data_key({}, rewrap_aws).bulk_write_result.modified_count == len(keys)
+        written = present(ce.rewrap_many_data_key({}, rewrap_aws).bulk_write_result)
+        assert written.modified_count == len(keys)
         with ClientEncryption(
             providers, namespace, client, kms_tls_options=tls_options, event_listeners=[events]
         ) as cold:
-            assert cold.decrypt(people.find_one({"_id": "gcp"})["ssn"]) == plaintexts["ssn"]
+            assert (
+                cold.decrypt(present(people.find_one({"_id": "gcp"}))["ssn"]) == plaintexts["ssn"]
+            )
 
         # -- failures ------------------------------------------------------------------------
         untrusted = dict(tls_options, azure={"tlsCAFile": str(tls.other_ca)})
@@ -598,13 +604,14 @@ def test_range_errors_do_not_quote_the_plaintext(
             range_opts=bson.encode(options),
         )
     message = str(info.value)
-    plain = {
+    shown: dict[type, Callable[[Any], str]] = {
         datetime.datetime: lambda d: str(
             int(d.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
         ),
         Decimal128: lambda d: "314159265",
         float: lambda f: "31415",
-    }.get(type(value), str)(value)
+    }
+    plain = shown.get(type(value), str)(value)
     assert plain not in message, message
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import bson
 import pytest
@@ -24,7 +24,7 @@ from bson.son import SON
 from mongocrypt.analysis import MAX_WIRE_VERSION, QueryAnalysisError, analyze, mark_command
 from mongocrypt.analysis._commands import DECODE, ENCODE
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 K1 = Binary(uuid.UUID("11111111-1111-1111-1111-111111111111").bytes, 4)
 K2 = Binary(uuid.UUID("22222222-2222-2222-2222-222222222222").bytes, 4)
 K3 = Binary(uuid.UUID("33333333-3333-3333-3333-333333333333").bytes, 4)
@@ -33,7 +33,7 @@ RANDOM = "AEAD_AES_256_CBC_HMAC_SHA_512-Random"
 
 
 def encrypt(
-    bson_type: Optional[str] = "string", algorithm: str = DETERMINISTIC, key: Any = K1
+    bson_type: Union[str, list[str], None] = "string", algorithm: str = DETERMINISTIC, key: Any = K1
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {"keyId": [key] if isinstance(key, Binary) else key}
     if algorithm is not None:
@@ -68,7 +68,7 @@ def csfle(command: dict[str, Any], schema: Any = None, remote: bool = True) -> d
 def m(value: Any, *, key: Binary = K1, algorithm: int = 1, alt: Optional[str] = None) -> Binary:
     """The FLE1 marking mongocryptd writes for ``value``."""
     key_field: dict[str, Any] = {"ka": alt} if alt is not None else {"ki": key}
-    return Binary(b"\x00" + bson.encode({"a": algorithm, **key_field, "v": value}), 6)
+    return Binary(b"\x00" + bson.encode({"a": algorithm, **key_field, "v": value}), 6)  # type: ignore[no-any-return]  # bson's Binary returns typing.Self, which mypy's Python 3.10 lacks
 
 
 def opened(value: Any) -> Any:
@@ -586,7 +586,7 @@ def test_multiple_schemas_normalize_match() -> None:
 
 def test_lookup_sub_pipeline_uses_the_foreign_schema() -> None:
     other = {"bsonType": "object", "properties": {"code": encrypt(key=K2)}}
-    command = {
+    command: dict[str, Any] = {
         "aggregate": "c1",
         "$db": "db",
         "cursor": {},

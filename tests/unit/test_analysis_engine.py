@@ -22,7 +22,9 @@ from mongocrypt.io.memory import InMemoryIO
 
 DETERMINISTIC = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"
 RANDOM = "AEAD_AES_256_CBC_HMAC_SHA_512-Random"
-RAW = CodecOptions(uuid_representation=bson.binary.UuidRepresentation.UNSPECIFIED)
+RAW: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=bson.binary.UuidRepresentation.UNSPECIFIED
+)
 
 
 class AnalyzerIO(InMemoryIO):

@@ -83,7 +83,7 @@ def p(
     }
     if sparsity is not None:
         document["s"] = Int64(sparsity)
-    return Binary(b"\x03" + bson.encode(document), 6)
+    return Binary(b"\x03" + bson.encode(document), 6)  # type: ignore[no-any-return]  # bson's Binary returns typing.Self, which mypy's Python 3.10 lacks
 
 
 def age_find(

@@ -1735,7 +1735,7 @@ def test_the_command_must_be_encodable(command: dict[str, Any]) -> None:
 
 def test_not_a_document() -> None:
     with pytest.raises(QueryAnalysisError, match="must be a document"):
-        analyze([("find", "coll")])  # type: ignore[arg-type]
+        analyze([("find", "coll")])  # type: ignore[arg-type]  # a wrong type on purpose
     with pytest.raises(QueryAnalysisError, match="empty"):
         analyze({})
 

@@ -17,6 +17,7 @@ from bson import Binary
 from pymongo.encryption_options import AutoEncryptionOpts as PymongoAutoEncryptionOpts
 from pymongo.errors import EncryptionError
 
+from conftest import present
 from helpers.peers.process import free_port
 from mongocrypt import ClientEncryption, DataKeyOpts
 from mongocrypt.auto_encryption import AutoEncryptionOpts
@@ -31,7 +32,7 @@ def setup(mongodb_uri: str) -> Iterator[dict[str, Any]]:
     name = f"embedded_{uuid.uuid4().hex[:8]}"
     providers = {"local": {"key": os.urandom(96)}}
     with (
-        pymongo.MongoClient(mongodb_uri) as plain,
+        pymongo.MongoClient[Any](mongodb_uri) as plain,
         ClientEncryption(providers, f"{name}.keys", plain) as ce,
     ):
         key_id = ce.create_data_key("local", DataKeyOpts(key_alt_names=["people"]))
@@ -66,13 +67,13 @@ def check_crud(client: pymongo.MongoClient[Any], setup: dict[str, Any]) -> None:
     for field in ("ssn", "medical"):
         assert isinstance(raw[field], Binary) and raw[field].subtype == 6
     assert raw["name"] == "Ada"
-    found = people.find_one({"ssn": "457-55-5462"})
+    found = present(people.find_one({"ssn": "457-55-5462"}))
     assert found["_id"] == 1 and found["medical"] == {"allergies": ["nuts"]}
     assert [d["_id"] for d in people.find({"ssn": {"$in": ["123-45-6789", "000-00-0000"]}})] == [2]
     assert people.count_documents({"ssn": "457-55-5462"}) == 1
     people.update_one({"ssn": "123-45-6789"}, {"$set": {"ssn": "999-99-9999"}})
     assert setup["plain"][setup["db"]].people.find_one({"_id": 2})["ssn"].subtype == 6
-    assert people.find_one({"_id": 2})["ssn"] == "999-99-9999"
+    assert present(people.find_one({"_id": 2}))["ssn"] == "999-99-9999"
     assert [d["_id"] for d in people.aggregate([{"$match": {"ssn": "999-99-9999"}}])] == [2]
     assert people.delete_one({"ssn": "999-99-9999"}).deleted_count == 1
     with pytest.raises(EncryptionError):  # a random field cannot be compared: refused, not sent
@@ -86,7 +87,7 @@ def test_embedded_crud(mongodb_uri: str, setup: dict[str, Any]) -> None:
         schema_map=setup["schema_map"],
         query_analysis="embedded",
     )
-    with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=options) as client:
+    with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=options) as client:
         check_crud(client, setup)
 
 
@@ -97,7 +98,7 @@ def test_environment_opt_in_for_unchanged_pymongo_code(
     options = PymongoAutoEncryptionOpts(
         setup["providers"], setup["namespace"], schema_map=setup["schema_map"]
     )
-    with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=options) as client:
+    with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=options) as client:
         check_crud(client, setup)
 
 
@@ -121,7 +122,7 @@ def test_spawned_daemon_end_to_end(mongodb_uri: str, setup: dict[str, Any], tmp_
             "--idleShutdownTimeoutSecs=5",
         ],
     )
-    with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=options) as client:
+    with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=options) as client:
         check_crud(client, setup)
     assert pid_file.exists()
     os.kill(int(pid_file.read_text()), 15)

@@ -199,7 +199,7 @@ def test_key_material_is_the_key(local_key: bytes) -> None:
     twin = maker.create_data_key("local", key_material=material)
     other = maker.create_data_key("local", key_material=os.urandom(96))
     ciphertext = unv(maker.encrypt(v("secret"), DETERMINISTIC, key_id=first))
-    documents = {bson.decode(k)["_id"]: bson.decode(k) for k in maker.callback.keys}  # type: ignore[attr-defined]
+    documents = {bson.decode(k)["_id"]: bson.decode(k) for k in maker.callback.keys}
     for source, should_work in ((twin, True), (other, False)):
         document = {**documents[source], "_id": first}
         reader = _vault_with(local_key, document)
@@ -241,7 +241,7 @@ def test_rewrap_many_data_key_moves_keys_to_another_master_key(local_key: bytes)
     reader = ExplicitEncrypter(
         InMemoryIO(), MongoCryptOptions({"local:new": {"key": new_key}}, bypass_encryption=True)
     )
-    reader.callback.keys.extend(bson.encode(d) for d in updated)  # type: ignore[attr-defined]
+    reader.callback.keys.extend(bson.encode(d) for d in updated)
     assert unv(reader.decrypt(v(ciphertext))) == "kept"
 
 
@@ -259,7 +259,7 @@ def test_close_releases_the_handle_and_leaves_the_callback(
 ) -> None:
     """As pymongocrypt's explicit encrypter, sync and async alike: pymongo closes its I/O itself."""
     closed = []
-    memory_io.close = lambda: closed.append(True)  # type: ignore[method-assign]
+    memory_io.close = lambda: closed.append(True)  # type: ignore[method-assign]  # to observe the call
     encrypter.close()
     assert closed == []
     with pytest.raises(MongoCryptClosedError):
@@ -282,7 +282,7 @@ class AsyncMemoryIO(AsyncMongoCryptCallback):
     async def mark_command(self, database: str, cmd: bytes) -> bytes:
         return self.inner.mark_command(database, cmd)
 
-    async def fetch_keys(self, filter: bytes) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def fetch_keys(self, filter: bytes) -> AsyncIterator[bytes]:
         for key in self.inner.fetch_keys(filter):
             await asyncio.sleep(0)
             yield key

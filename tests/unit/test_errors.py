@@ -50,9 +50,9 @@ def test_malformed_auto_decrypt_input() -> None:
 
 def test_non_buffer_input_is_a_type_error(encrypter: ExplicitEncrypter) -> None:
     with pytest.raises(TypeError, match="expected bytes-like BSON data, not dict"):
-        encrypter.decrypt({"v": 1})  # type: ignore[arg-type]
+        encrypter.decrypt({"v": 1})  # type: ignore[arg-type]  # a wrong type on purpose
     with pytest.raises(TypeError):
-        BinaryView(3)  # type: ignore[arg-type]
+        BinaryView(3)  # type: ignore[arg-type]  # a wrong type on purpose
     with pytest.raises(ValueError, match="empty buffer"):
         encrypter.decrypt(b"")
 

@@ -14,7 +14,7 @@ import sys
 import tarfile
 from pathlib import Path
 from types import ModuleType
-from typing import Optional
+from typing import Any, Optional
 
 import pytest
 
@@ -41,9 +41,9 @@ def make_deb(path: Path, files: dict[str, bytes]) -> Path:
             tar.addfile(info, io.BytesIO(content))
     members = [(b"debian-binary", b"2.0\n"), (b"data.tar.xz", data.getvalue())]
     blob = b"!<arch>\n"
-    for name, body in members:
+    for member, body in members:
         header = (
-            name.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"100644".ljust(8)
+            member.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"100644".ljust(8)
         )
         header += str(len(body)).encode().ljust(10) + b"`\n"
         blob += header + body + (b"\n" if len(body) % 2 else b"")
@@ -69,8 +69,10 @@ class FakeApt:
         return None
 
 
-def pins_for(deb: Path, fallback: Optional[Path] = None) -> dict:
-    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+def pins_for(deb: Path, fallback: Optional[Path] = None) -> dict[str, Any]:
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
     return {
         "primary": {
             "version": "2.0-1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
+from typing import Any
 
 import bson
 import pytest
@@ -22,7 +23,9 @@ from mongocrypt.engine import ExplicitEncryptOptions, MongoCrypt, MongoCryptOpti
         ({"local:bad name": {"key": os.urandom(96)}}, "unsupported character"),
     ],
 )
-def test_libmongocrypt_rejects_bad_providers_with_its_message(providers: dict, text: str) -> None:
+def test_libmongocrypt_rejects_bad_providers_with_its_message(
+    providers: dict[str, Any], text: str
+) -> None:
     with pytest.raises(MongoCryptError, match=text):
         MongoCrypt(MongoCryptOptions(providers))
 
@@ -120,12 +123,12 @@ def test_failed_init_closes_the_context() -> None:
 def test_database_must_be_a_string() -> None:
     crypt = MongoCrypt(MongoCryptOptions({"local": {"key": os.urandom(96)}}))
     with pytest.raises(TypeError, match="database must be a str"):
-        crypt.encryption_context(b"db", bson.encode({"ping": 1}))  # type: ignore[arg-type]
+        crypt.encryption_context(b"db", bson.encode({"ping": 1}))  # type: ignore[arg-type]  # a wrong type on purpose
 
 
 def test_options_must_be_mongocrypt_options() -> None:
     with pytest.raises(TypeError, match="options must be MongoCryptOptions"):
-        MongoCrypt({"local": {}})  # type: ignore[arg-type]
+        MongoCrypt({"local": {}})  # type: ignore[arg-type]  # a wrong type on purpose
 
 
 def test_commands_libmongocrypt_bypasses_need_no_io() -> None:
@@ -143,6 +146,7 @@ def test_every_handle_and_context_is_released_on_error_paths(local_key: bytes) -
 
     gc.collect()
     before = live_objects()
+    providers: dict[str, Any]
     for providers in ({"vault": {}}, {"aws": {"accessKeyId": 1}}):
         with pytest.raises(MongoCryptError):
             MongoCrypt(MongoCryptOptions(providers))

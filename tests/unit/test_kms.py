@@ -143,7 +143,10 @@ def test_gcp_signed_token_then_decrypt() -> None:
     )
     assertion = token_request.split(b"assertion=")[1].split(b"&")[0].decode()
     header, claims, signature = assertion.split(".")
-    b64 = lambda part: base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))  # noqa: E731
+
+    def b64(part: str) -> bytes:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
     assert json.loads(b64(header))["alg"] == "RS256"
     assert json.loads(b64(claims))["iss"] == "svc@project.iam.gserviceaccount.com"
     private.public_key().verify(

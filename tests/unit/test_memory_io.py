@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import bson
 import pytest
@@ -23,7 +24,7 @@ KEY = {"_id": bson.Binary.from_uuid(uuid.UUID(int=1)), "keyAltNames": ["a", "b"]
         ({}, True),
     ],
 )
-def test_key_filter(query: dict, expected: bool) -> None:
+def test_key_filter(query: dict[str, Any], expected: bool) -> None:
     assert key_filter_matches(query, KEY) is expected
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import bson
 import pytest
@@ -27,7 +28,7 @@ from mongocrypt.engine import DataKeyOptions, ExplicitEncryptOptions, MongoCrypt
         ({"crypt_shared_lib_search_paths": "$SYSTEM"}, TypeError, "crypt_shared_lib_search_paths"),
     ],
 )
-def test_bad_handle_options_name_the_option(kwargs: dict, error: type, text: str) -> None:
+def test_bad_handle_options_name_the_option(kwargs: dict[str, Any], error: type, text: str) -> None:
     kwargs.setdefault("kms_providers", {"local": {"key": os.urandom(96)}})
     with pytest.raises(error) as info:
         MongoCryptOptions(**kwargs)
@@ -79,7 +80,9 @@ def test_repr_hides_credentials() -> None:
         ({"key_alt_name": "a", "string_opts": {"prefix": {}}}, TypeError, "string_opts"),
     ],
 )
-def test_bad_explicit_options_name_the_option(kwargs: dict, error: type, text: str) -> None:
+def test_bad_explicit_options_name_the_option(
+    kwargs: dict[str, Any], error: type, text: str
+) -> None:
     with pytest.raises(error) as info:
         ExplicitEncryptOptions("Indexed", **kwargs)
     assert text in str(info.value)
@@ -87,7 +90,7 @@ def test_bad_explicit_options_name_the_option(kwargs: dict, error: type, text: s
 
 def test_algorithm_must_be_a_string() -> None:
     with pytest.raises(TypeError, match="algorithm must be a str"):
-        ExplicitEncryptOptions(1, key_alt_name="a")  # type: ignore[arg-type]
+        ExplicitEncryptOptions(1, key_alt_name="a")  # type: ignore[arg-type]  # a wrong type on purpose
 
 
 @pytest.mark.parametrize(
@@ -102,7 +105,7 @@ def test_algorithm_must_be_a_string() -> None:
         ({"kms_provider": "local", "key_material": "x" * 96}, "key_material must be bytes"),
     ],
 )
-def test_bad_data_key_options_name_the_option(kwargs: dict, text: str) -> None:
+def test_bad_data_key_options_name_the_option(kwargs: dict[str, Any], text: str) -> None:
     with pytest.raises(TypeError, match=text):
         DataKeyOptions(**kwargs)
 
@@ -129,16 +132,21 @@ PREFIX = {"strMinQueryLength": 1, "strMaxQueryLength": 3}
 
 def test_misspelt_algorithm_is_refused_naming_the_valid_ones() -> None:
     with pytest.raises(ValueError) as info:
-        EncryptOpts("AEAD_AES_256_CBC_HMAC_SHA_512-Deterministc", key_alt_name="a")
+        EncryptOpts("AEAD_AES_256_CBC_HMAC_SHA_512-Deterministc", key_alt_name="a")  # type: ignore[arg-type]  # the misspelling under test
     assert "algorithm must be one of" in str(info.value)
     assert Algorithm.DETERMINISTIC in str(info.value) and Algorithm.INDEXED in str(info.value)
 
 
 def test_algorithm_and_query_type_match_in_any_case_as_libmongocrypt_does() -> None:
-    opts = EncryptOpts("indexed", key_alt_name="a", contention_factor=0, query_type="EQUALITY")
+    opts = EncryptOpts(
+        "indexed",  # type: ignore[arg-type]  # run-time spelling, not a typed constant
+        key_alt_name="a",
+        contention_factor=0,
+        query_type="EQUALITY",  # type: ignore[arg-type]  # likewise
+    )
     assert (opts.algorithm, opts.query_type) == ("Indexed", "equality")
     with pytest.raises(ValueError, match="query_type must be one of equality, range"):
-        EncryptOpts("Indexed", key_alt_name="a", contention_factor=0, query_type="prefixPreview")
+        EncryptOpts("Indexed", key_alt_name="a", contention_factor=0, query_type="prefixPreview")  # type: ignore[arg-type]  # stale name
 
 
 @pytest.mark.parametrize(
@@ -150,7 +158,7 @@ def test_algorithm_and_query_type_match_in_any_case_as_libmongocrypt_does() -> N
         ({"algorithm": "Indexed", "string_opts": StringOpts(True, True, PREFIX)}, "string_opts"),
     ],
 )
-def test_encrypt_opts_refuse_impossible_combinations(kwargs: dict, text: str) -> None:
+def test_encrypt_opts_refuse_impossible_combinations(kwargs: dict[str, Any], text: str) -> None:
     with pytest.raises(ValueError, match=text):
         EncryptOpts(key_alt_name="a", **kwargs)
 
@@ -170,7 +178,7 @@ def test_encrypt_opts_refuse_impossible_combinations(kwargs: dict, text: str) ->
         ({"substring": PREFIX}, "missing strMaxLength"),
     ],
 )
-def test_string_opts_refuse_conflicting_or_missing_parts(kwargs: dict, text: str) -> None:
+def test_string_opts_refuse_conflicting_or_missing_parts(kwargs: dict[str, Any], text: str) -> None:
     with pytest.raises(ValueError, match=text) as info:
         StringOpts(True, True, **kwargs)
     assert "TextOpts" not in str(info.value)

@@ -143,7 +143,10 @@ def generate(directory: Path) -> TlsFiles:
     wrong_host, wrong_host_key = _leaf(
         "wrong.host.invalid", ca, ca_key, ("wrong.host.invalid",), ip=False
     )
-    pem = lambda c: c.public_bytes(serialization.Encoding.PEM)  # noqa: E731
+
+    def pem(certificate: x509.Certificate) -> bytes:
+        return certificate.public_bytes(serialization.Encoding.PEM)
+
     files = TlsFiles(
         ca=directory / "ca.pem",
         server_cert=directory / "server.crt",

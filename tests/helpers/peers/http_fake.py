@@ -57,7 +57,7 @@ class FakeServer:
         self.received: list[Received] = []
         self.stopping = threading.Event()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self  # type: ignore[attr-defined]
+        self._httpd.fake = self  # type: ignore[attr-defined]  # the handler finds the fake on its server
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
@@ -93,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _serve(self) -> None:
-        fake: FakeServer = self.server.fake  # type: ignore[attr-defined]
+        fake: FakeServer = self.server.fake  # type: ignore[attr-defined]  # set on the server in FakeServer.__init__
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {name.lower(): value for name, value in self.headers.items()}

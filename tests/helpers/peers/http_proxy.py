@@ -82,7 +82,9 @@ class ConnectProxy:
             sockets = [client, upstream]
             while True:
                 # An SSL socket may hold decrypted bytes select() cannot see.
-                ready = [client] if isinstance(client, ssl.SSLSocket) and client.pending() else []
+                ready: list[socket.socket] = (
+                    [client] if isinstance(client, ssl.SSLSocket) and client.pending() else []
+                )
                 if not ready:
                     ready, _, _ = select.select(sockets, [], [], 10)
                     if not ready:

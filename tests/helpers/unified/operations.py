@@ -85,7 +85,7 @@ def _rewrap_many_data_key(encryption: ClientEncryption, args: Mapping[str, Any])
                 "modifiedCount": written.modified_count,
                 "deletedCount": written.deleted_count,
                 "upsertedCount": written.upserted_count,
-                "upsertedIds": {str(k): v for k, v in written.upserted_ids.items()},
+                "upsertedIds": {str(k): v for k, v in (written.upserted_ids or {}).items()},
             }
         }
     )
