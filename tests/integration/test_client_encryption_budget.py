@@ -40,7 +40,7 @@ def finds() -> _Finds:
 
 @pytest.fixture
 def client(mongodb_uri: str, finds: _Finds) -> Iterator[pymongo.MongoClient[Any]]:
-    with pymongo.MongoClient(mongodb_uri, event_listeners=[finds]) as c:
+    with pymongo.MongoClient[Any](mongodb_uri, event_listeners=[finds]) as c:
         yield c
 
 

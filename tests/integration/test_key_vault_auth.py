@@ -18,11 +18,10 @@ from pymongo.encryption_options import AutoEncryptionOpts as PymongoAutoEncrypti
 from pymongo.errors import EncryptionError, OperationFailure
 
 from helpers.peers.process import Peer, free_port, port_open
-from mongocrypt import ClientEncryption, EncryptOpts, KeyVaultError
+from mongocrypt import Algorithm, ClientEncryption, EncryptOpts, KeyVaultError
 
 BIN = Path(sys.executable).parent
 LOCAL = {"local": {"key": os.urandom(96)}}
-DETERMINISTIC = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"
 
 
 def _secantus(directory: Path, port: int, *extra: str) -> Peer:
@@ -57,11 +56,13 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     uri = f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=5000"
     setup = _secantus(directory, port)
     try:
-        with pymongo.MongoClient(uri) as client:
+        with pymongo.MongoClient[Any](uri) as client:
             client.admin.command("createUser", "admin", pwd="right-password", roles=["root"])
             with ClientEncryption(LOCAL, "kv.keys", client) as ce:
                 key_id = ce.create_data_key("local")
-                ciphertext = ce.encrypt("secret", EncryptOpts(DETERMINISTIC, key_id=key_id))
+                ciphertext = ce.encrypt(
+                    "secret", EncryptOpts(Algorithm.DETERMINISTIC, key_id=key_id)
+                )
     finally:
         setup.stop()
     server = _secantus(directory, port, "--auth")
@@ -81,7 +82,7 @@ def _assert_authentication_failed(error: BaseException) -> None:
 
 
 def test_the_setup_is_readable_with_the_right_password(auth_server: dict[str, Any]) -> None:
-    with pymongo.MongoClient(auth_server["good"]) as client:
+    with pymongo.MongoClient[Any](auth_server["good"]) as client:
         assert client.kv.keys.count_documents({}) == 1
 
 
@@ -89,8 +90,8 @@ def test_pymongos_client_encryption_sees_the_operation_failure(
     auth_server: dict[str, Any],
 ) -> None:
     """CSE-ERR-06 / prose 3: decrypting needs the key, the key vault refuses the client."""
-    with pymongo.MongoClient(auth_server["bad"]) as bad:
-        ce = PymongoClientEncryption(LOCAL, "kv.keys", bad, bad.codec_options)
+    with pymongo.MongoClient[Any](auth_server["bad"]) as bad:
+        ce = PymongoClientEncryption[Any](LOCAL, "kv.keys", bad, bad.codec_options)
         try:
             with pytest.raises(EncryptionError) as info:
                 ce.decrypt(auth_server["ciphertext"])
@@ -103,14 +104,14 @@ def test_pymongos_auto_encryption_sees_the_operation_failure(
     auth_server: dict[str, Any],
 ) -> None:
     """Automatic decryption through a key_vault_client that cannot authenticate."""
-    with pymongo.MongoClient(auth_server["good"]) as good:
+    with pymongo.MongoClient[Any](auth_server["good"]) as good:
         good.app.things.insert_one({"_id": 1, "secret": auth_server["ciphertext"]})
-    with pymongo.MongoClient(auth_server["bad"]) as bad:
+    with pymongo.MongoClient[Any](auth_server["bad"]) as bad:
         opts = PymongoAutoEncryptionOpts(
             LOCAL, "kv.keys", key_vault_client=bad, bypass_auto_encryption=True
         )
         with (
-            pymongo.MongoClient(auth_server["good"], auto_encryption_opts=opts) as client,
+            pymongo.MongoClient[Any](auth_server["good"], auto_encryption_opts=opts) as client,
             pytest.raises(EncryptionError) as info,
         ):
             client.app.things.find_one({"_id": 1})
@@ -122,7 +123,7 @@ def test_mongocrypts_client_encryption_raises_a_key_vault_error(
 ) -> None:
     """CSE-ERR-02: the distinct key-vault type, still pymongo's OperationFailure."""
     with (
-        pymongo.MongoClient(auth_server["bad"]) as bad,
+        pymongo.MongoClient[Any](auth_server["bad"]) as bad,
         ClientEncryption(LOCAL, "kv.keys", bad) as ce,
     ):
         with pytest.raises(KeyVaultError) as info:

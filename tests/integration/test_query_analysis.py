@@ -165,7 +165,7 @@ def vault(mongodb_uri: str) -> Iterator[dict[str, Any]]:
     """A key vault with one local key and the schema of ``<db>.people`` encrypting ``ssn``."""
     name = f"qa_{uuid.uuid4().hex[:8]}"
     local = {"local": {"key": os.urandom(96)}}
-    with pymongo.MongoClient(mongodb_uri) as client:
+    with pymongo.MongoClient[Any](mongodb_uri) as client:
         with ClientEncryption(local, f"{name}.keys", client) as ce:
             key_id = ce.create_data_key("local")
         schema = {
@@ -197,9 +197,10 @@ def _analysis_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecor
 def _insert_and_check(uri: str, opts: Any, vault: dict[str, Any]) -> float:
     """Insert through an encrypting client; the server must hold ciphertext. Returns seconds."""
     started = time.monotonic()
-    with pymongo.MongoClient(uri, auto_encryption_opts=opts) as client:
+    with pymongo.MongoClient[Any](uri, auto_encryption_opts=opts) as client:
         client[vault["db"]].people.insert_one({"_id": 1, "ssn": "123-45-6789"})
-        assert client[vault["db"]].people.find_one({"ssn": "123-45-6789"})["_id"] == 1
+        found = client[vault["db"]].people.find_one({"ssn": "123-45-6789"})
+        assert found is not None and found["_id"] == 1
     elapsed = time.monotonic() - started
     stored = vault["client"][vault["db"]].people.find_one({"_id": 1})
     assert isinstance(stored["ssn"], Binary) and stored["ssn"].subtype == 6
@@ -293,7 +294,7 @@ def test_bypass_spawn_means_mongocryptd(
         mongocryptd_uri=f"mongodb://127.0.0.1:{free_port()}",
     )
     with caplog.at_level(logging.INFO, logger=LOGGER):
-        pymongo.MongoClient(auto_encryption_opts=opts, connect=False).close()
+        pymongo.MongoClient[Any](auto_encryption_opts=opts, connect=False).close()
     [record] = _analysis_records(caplog)
     assert record.getMessage().startswith("query analysis: mongocryptd")
     assert "mongocryptd_bypass_spawn" in record.getMessage()
@@ -312,7 +313,7 @@ def test_the_environment_variable_still_overrides(
         vault["providers"], vault["namespace"], schema_map=vault["schema_map"]
     )
     with caplog.at_level(logging.INFO, logger=LOGGER):
-        pymongo.MongoClient(auto_encryption_opts=opts, connect=False).close()
+        pymongo.MongoClient[Any](auto_encryption_opts=opts, connect=False).close()
     [record] = _analysis_records(caplog)
     assert record.levelno == logging.INFO
     assert record.getMessage() == (
@@ -339,7 +340,7 @@ def test_mongocryptd_failures_are_query_analysis_errors(
         mongocryptd_spawn_args=[f"--port={port}", f"--pidfilepath={pid_file}"],
     )
     try:
-        with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=opts) as client:
+        with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=opts) as client:
             people = client[vault["db"]].people
             with pytest.raises(EncryptionError) as info:
                 people.find_one({"ssn": {"$gt": "1"}})  # deterministic: no range queries
@@ -366,7 +367,7 @@ def test_unreachable_mongocryptd_is_a_query_analysis_timeout(vault: dict[str, An
     )
     uri = vault["client"].address
     with (
-        pymongo.MongoClient(*uri, auto_encryption_opts=opts) as client,
+        pymongo.MongoClient[Any](*uri, auto_encryption_opts=opts) as client,
         pytest.raises(EncryptionError) as info,
         pymongo.timeout(1),
     ):
@@ -420,12 +421,13 @@ def test_no_max_time_ms_reaches_mongocryptd(
     )
     host, server_port = vault["client"].address
     sent = _Commands()
-    with pymongo.MongoClient(
+    with pymongo.MongoClient[Any](
         host, server_port, timeoutMS=8000, auto_encryption_opts=opts, event_listeners=[sent]
     ) as client:
         client[vault["db"]].people.insert_one({"_id": 1, "ssn": "123-45-6789"})
         with pymongo.timeout(5):
-            assert client[vault["db"]].people.find_one({"ssn": "123-45-6789"})["_id"] == 1
+            found = client[vault["db"]].people.find_one({"ssn": "123-45-6789"})
+            assert found is not None and found["_id"] == 1
     markings = [c for c in received if next(iter(c)) in ("insert", "find")]
     assert len(markings) == 2, [next(iter(c)) for c in received]
     assert [c for c in markings if "maxTimeMS" in c] == []
@@ -486,7 +488,7 @@ def test_async_clients_get_the_same_fallback(
     )
 
     async def insert() -> None:
-        async with pymongo.AsyncMongoClient(mongodb_uri, auto_encryption_opts=opts) as client:
+        async with pymongo.AsyncMongoClient[Any](mongodb_uri, auto_encryption_opts=opts) as client:
             await client[vault["db"]].people.insert_one({"_id": 1, "ssn": "123-45-6789"})
 
     with caplog.at_level(logging.INFO, logger=LOGGER):

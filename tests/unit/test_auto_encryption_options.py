@@ -51,7 +51,8 @@ def test_map_values_must_be_documents(option: str, value: Any) -> None:
 @pytest.mark.parametrize("option", ["schema_map", "encrypted_fields_map"])
 def test_map_must_be_a_mapping(option: str) -> None:
     with pytest.raises(TypeError, match=f"{option} must be a mapping"):
-        AutoEncryptionOpts(PROVIDERS, "kv.keys", **{option: [("db.people", SCHEMA)]})
+        wrong: dict[str, Any] = {option: [("db.people", SCHEMA)]}
+        AutoEncryptionOpts(PROVIDERS, "kv.keys", **wrong)
 
 
 def test_valid_maps_are_accepted() -> None:
@@ -62,24 +63,25 @@ def test_valid_maps_are_accepted() -> None:
         schema_map={"db.people": SCHEMA, "db.a.b": SCHEMA},
         encrypted_fields_map={"db.qe": {"fields": []}},
     )
-    assert set(opts._schema_map) == {"db.people", "db.a.b"}
+    assert set(opts._schema_map or {}) == {"db.people", "db.a.b"}
 
 
 @pytest.mark.parametrize("option", ["schema_map", "encrypted_fields_map"])
 def test_pymongos_own_options_are_checked_on_the_drop_in_path(option: str) -> None:
     """CSE-AEO-04: unchanged pymongo code gets the same check when the client is built (the
     engine's options are built there), before anything is written."""
-    opts = PymongoAutoEncryptionOpts(PROVIDERS, "kv.keys", **{option: {"people": SCHEMA}})
+    typo: dict[str, Any] = {option: {"people": SCHEMA}}
+    opts = PymongoAutoEncryptionOpts(PROVIDERS, "kv.keys", **typo)
     with pytest.raises(ValueError) as info:
-        pymongo.MongoClient("mongodb://127.0.0.1:1", auto_encryption_opts=opts, connect=False)
+        pymongo.MongoClient[Any]("mongodb://127.0.0.1:1", auto_encryption_opts=opts, connect=False)
     assert f"{option} key must be 'database.collection', not 'people'" in str(info.value)
 
 
 @pytest.mark.parametrize(
     "client",
     [
-        pytest.param(lambda: pymongo.MongoClient(connect=False).kv, id="Database"),
-        pytest.param(lambda: pymongo.MongoClient(connect=False).kv.keys, id="Collection"),
+        pytest.param(lambda: pymongo.MongoClient[Any](connect=False).kv, id="Database"),
+        pytest.param(lambda: pymongo.MongoClient[Any](connect=False).kv.keys, id="Collection"),
         pytest.param(lambda: "mongodb://localhost", id="str"),
     ],
 )
@@ -94,7 +96,7 @@ def test_key_vault_client_must_be_a_client(client: Any) -> None:
 
 
 def test_key_vault_client_may_be_omitted_or_a_client() -> None:
-    with pymongo.MongoClient(connect=False) as client:
+    with pymongo.MongoClient[Any](connect=False) as client:
         assert AutoEncryptionOpts(PROVIDERS, "kv.keys", key_vault_client=client)
     assert AutoEncryptionOpts(PROVIDERS, "kv.keys")._key_vault_client is None
 
@@ -123,4 +125,4 @@ def test_required_crypt_shared_contradicts_the_environment_variable(
     monkeypatch.setenv("MONGOCRYPT_QUERY_ANALYSIS", "embedded")
     opts = PymongoAutoEncryptionOpts(PROVIDERS, "kv.keys", crypt_shared_lib_required=True)
     with pytest.raises(ValueError, match="contradicts MONGOCRYPT_QUERY_ANALYSIS=embedded"):
-        pymongo.MongoClient("mongodb://127.0.0.1:1", auto_encryption_opts=opts, connect=False)
+        pymongo.MongoClient[Any]("mongodb://127.0.0.1:1", auto_encryption_opts=opts, connect=False)

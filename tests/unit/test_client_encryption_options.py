@@ -13,7 +13,7 @@ PROVIDERS = {"local": {"key": b"k" * 96}}
 
 
 def _wrong_clients() -> list[Any]:
-    client = pymongo.MongoClient(connect=False)
+    client = pymongo.MongoClient[Any](connect=False)
     return [client.kv, client.kv.keys, None, "mongodb://localhost"]
 
 
@@ -30,9 +30,9 @@ def test_key_vault_client_must_be_a_mongo_client(wrong: Any) -> None:
 
 def test_async_needs_an_async_client() -> None:
     with pytest.raises(TypeError) as info:
-        AsyncClientEncryption(PROVIDERS, "kv.keys", pymongo.MongoClient(connect=False))
+        AsyncClientEncryption(PROVIDERS, "kv.keys", pymongo.MongoClient[Any](connect=False))
     assert str(info.value) == (
         "key_vault_client must be a pymongo AsyncMongoClient, not MongoClient"
     )
     with pytest.raises(TypeError, match="must be a pymongo MongoClient, not AsyncMongoClient"):
-        ClientEncryption(PROVIDERS, "kv.keys", pymongo.AsyncMongoClient(connect=False))
+        ClientEncryption(PROVIDERS, "kv.keys", pymongo.AsyncMongoClient[Any](connect=False))
