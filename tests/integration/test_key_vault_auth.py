@@ -12,7 +12,6 @@ from typing import Any
 
 import pymongo
 import pytest
-from bson import Binary
 from pymongo.encryption import ClientEncryption as PymongoClientEncryption
 from pymongo.encryption_options import AutoEncryptionOpts as PymongoAutoEncryptionOpts
 from pymongo.errors import EncryptionError, OperationFailure
@@ -118,18 +117,19 @@ def test_pymongos_auto_encryption_sees_the_operation_failure(
     _assert_authentication_failed(info.value.cause)
 
 
+@pytest.mark.parametrize("operation", ["decrypt", "get_key"])
 def test_mongocrypts_client_encryption_raises_a_key_vault_error(
-    auth_server: dict[str, Any],
+    auth_server: dict[str, Any], operation: str
 ) -> None:
-    """CSE-ERR-02: the distinct key-vault type, still pymongo's OperationFailure."""
+    """CSE-ERR-02: the distinct key-vault type, still pymongo's OperationFailure (a fresh client
+    each: after a failed authentication pymongo's pool waits before it tries again)."""
     with (
         pymongo.MongoClient[Any](auth_server["bad"]) as bad,
         ClientEncryption(LOCAL, "kv.keys", bad) as ce,
+        pytest.raises(KeyVaultError) as info,
     ):
-        with pytest.raises(KeyVaultError) as info:
+        if operation == "decrypt":
             ce.decrypt(auth_server["ciphertext"])
-        with pytest.raises(KeyVaultError) as by_id:
+        else:
             ce.get_key(auth_server["key_id"])
-    for error in (info.value, by_id.value):
-        _assert_authentication_failed(error)
-        assert isinstance(auth_server["key_id"], Binary)
+    _assert_authentication_failed(info.value)
