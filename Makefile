@@ -11,7 +11,7 @@ PYMONGO_OLDEST := 4.16.0
 OLDEST_VENV := .venv-pymongo-oldest
 DROPIN_TESTS := tests/test_facade.py tests/test_pymongo_dropin.py tests/test_pymongo_async.py \
 	tests/test_pymongo_kms_faults.py
-BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/*.h bindings/shims/*.c) \
+BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/cdefs/*.h bindings/csrc/*.c) \
 	src/mongocrypt/_version.py
 
 .PHONY: demo test build lint docs bench pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \

@@ -198,7 +198,7 @@ def build_native() -> tuple[Path, Path]:
     if missing:
         raise SystemExit(f"missing {', '.join(missing)}: run `make build` first")
     BUILD.mkdir(exist_ok=True)
-    shim = [] if libc_has_strlcpy() else [str(ROOT / "bindings" / "shims" / "strlcpy.c")]
+    shim = [] if libc_has_strlcpy() else [str(ROOT / "bindings" / "csrc" / "strlcpy.c")]
     system_libs = ["-lcrypto", "-lm", "-ldl", "-lpthread"]
     shared = BUILD / "libmongocrypt.so"
     if stale(shared, [*archives, Path(__file__)]):

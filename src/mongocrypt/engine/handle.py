@@ -185,11 +185,14 @@ class MongoCrypt:
             )
         if native == ffi.NULL:
             raise MemoryError("libmongocrypt could not allocate a context")
+        # Owned like every other context: the ffi.gc safety net at once, released right away.
+        owned = ffi.gc(native, lib.mongocrypt_py_ctx_destroy)
         if state[0] == lib.MONGOCRYPT_CTX_DONE:
-            result = ffi.unpack(ffi.cast("char *", out.data), out.len)
-            lib.mongocrypt_py_ctx_destroy(native)
-            return result, None
-        ctx = MongoCryptContext(self._crypt, None, self.options.on_demand_providers, native)
+            try:
+                return ffi.unpack(ffi.cast("char *", out.data), out.len), None
+            finally:
+                ffi.release(owned)
+        ctx = MongoCryptContext(self._crypt, None, self.options.on_demand_providers, owned)
         if state[0] == lib.MONGOCRYPT_CTX_ERROR:
             try:
                 ctx.raise_error()

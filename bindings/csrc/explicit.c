@@ -1,0 +1,47 @@
+/* The explicit fast path: a whole explicit encryption or decryption in one native call.
+ *
+ * Why: through the general path an explicit operation is six to eight cffi calls (create, one
+ * setopt per option, init, state, finalize, destroy), each a GIL release and re-acquire plus
+ * argument conversion; for small values that overhead is most of the operation's time. When the
+ * data key is already cached, which is the steady state, this does all of it in one call.
+ * docs/performance.md has the figures.
+ *
+ * It covers only the common options (key id, algorithm, contention factor, query type); the engine
+ * decides when it applies and otherwise uses the general path. The context it returns is owned by
+ * the caller exactly like one from mongocrypt_py_ctx_new: engine/handle.py wraps it in ffi.gc at
+ * once and releases it deterministically.
+ *
+ * Encryption takes a key id, an algorithm name and optionally a contention factor and a query type
+ * (NULL: none); decryption takes none of them. When the context is READY at once it is finalised
+ * into *out and *state is MONGOCRYPT_CTX_DONE; any other state is left for the Python state
+ * machine, which adopts the context; on MONGOCRYPT_CTX_ERROR the context holds the status.
+ * Returns NULL only when no context could be allocated. */
+static mongocrypt_ctx_t *mongocrypt_py_explicit(mongocrypt_t *crypt, int decrypt,
+                                                const char *key_id, uint32_t key_id_len,
+                                                const char *algorithm, int has_contention,
+                                                int64_t contention, const char *query_type,
+                                                const char *value, uint32_t value_len,
+                                                mongocrypt_binary_t *out, int *state) {
+    mongocrypt_binary_t in = {(void *)value, value_len};
+    mongocrypt_ctx_t *ctx = mongocrypt_py_ctx_new(crypt);
+    bool ok;
+    if (!ctx) {
+        return NULL;
+    }
+    if (decrypt) {
+        ok = mongocrypt_ctx_explicit_decrypt_init(ctx, &in);
+    } else {
+        mongocrypt_binary_t id = {(void *)key_id, key_id_len};
+        ok = mongocrypt_ctx_setopt_key_id(ctx, &id)
+             && mongocrypt_ctx_setopt_algorithm(ctx, algorithm, -1)
+             && (!has_contention || mongocrypt_ctx_setopt_contention_factor(ctx, contention))
+             && (!query_type || mongocrypt_ctx_setopt_query_type(ctx, query_type, -1))
+             && mongocrypt_ctx_explicit_encrypt_init(ctx, &in);
+    }
+    *state = ok ? (int)mongocrypt_ctx_state(ctx) : (int)MONGOCRYPT_CTX_ERROR;
+    if (*state == MONGOCRYPT_CTX_READY) {
+        *state = mongocrypt_ctx_finalize(ctx, out) ? (int)MONGOCRYPT_CTX_DONE
+                                                   : (int)MONGOCRYPT_CTX_ERROR;
+    }
+    return ctx;
+}
