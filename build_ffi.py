@@ -35,9 +35,10 @@ CDEFS = [
     "compat",
     "extras",
     "explicit",
+    "hooks",
 ]
 # bindings/csrc/<name>.c, compiled into the extension after mongocrypt.h, in this order.
-CSRC = ["compat", "extras", "explicit"]
+CSRC = ["compat", "extras", "explicit", "hooks"]
 STATIC_ARCHIVES = [
     "libmongocrypt-static.a",
     "libkms_message-static.a",

@@ -51,6 +51,7 @@ from mongocrypt import (
     RewrapManyDataKeyOpts,
     StringOpts,
 )
+from mongocrypt.engine.native import crypto_in_use
 
 __all__ = ["main"]
 
@@ -949,6 +950,7 @@ def _doctor_text(report: Mapping[str, Any]) -> str:
     rows = [
         ("mongocrypt", f"{report['mongocrypt']} (Python {report['python']})"),
         ("libmongocrypt", f"{lib['version']}, native crypto: {_yes(lib['native_crypto'])}"),
+        ("crypto", lib["crypto"]),
         ("features", features),
         ("crypt_shared", shared_text),
         ("mongocryptd", report["mongocryptd"] or "not on PATH"),
@@ -995,6 +997,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings, out: Output) -> int
         "libmongocrypt": {
             "version": mongocrypt.libmongocrypt_version(),
             "native_crypto": mongocrypt.is_crypto_available(),
+            "crypto": crypto_in_use(),
         },
         "features": {
             name: bool(getattr(mongocrypt, name))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Optional
 
 from mongocrypt.engine.binary import BinaryView, BufferLike
 from mongocrypt.engine.context import MongoCryptContext
-from mongocrypt.engine.native import ffi, lib
+from mongocrypt.engine.native import crypto_hooks_wanted, crypto_in_use, ffi, lib
 from mongocrypt.engine.options import DataKeyOptions, ExplicitEncryptOptions, MongoCryptOptions
 from mongocrypt.engine.status import raise_status
 from mongocrypt.errors import MongoCryptClosedError, MongoCryptError
 
 __all__ = ["MongoCrypt"]
+
+#: One DEBUG line per handle: which cryptography it uses.
+LOGGER = logging.getLogger("mongocrypt.engine")
 
 
 class MongoCrypt:
@@ -21,17 +25,24 @@ class MongoCrypt:
     Safe to share between threads: libmongocrypt guards its key and schema caches; each context
     belongs to one caller. Close it (or use it as a context manager) to release it at once.
 
+    The hot cryptographic primitives run in mongocrypt's own hooks on OpenSSL
+    (bindings/csrc/hooks.c) unless ``MONGOCRYPT_CRYPTO_HOOKS=0`` is in the environment when the
+    handle is created; :attr:`crypto_hooks` says which.
+
     :param options: the handle's configuration.
     :raises MongoCryptError: if libmongocrypt rejects the configuration (its message verbatim),
         or crypt_shared is required and did not load.
+    :raises ValueError: if ``MONGOCRYPT_CRYPTO_HOOKS`` is neither ``0`` nor ``1``.
     """
 
-    __slots__ = ("_crypt", "options")
+    __slots__ = ("_crypt", "crypto_hooks", "options")
 
     def __init__(self, options: MongoCryptOptions) -> None:
         if not isinstance(options, MongoCryptOptions):
             raise TypeError(f"options must be MongoCryptOptions, not {type(options).__name__}")
         self.options = options
+        #: Whether this handle uses mongocrypt's crypto hooks (else libmongocrypt's own crypto).
+        self.crypto_hooks = crypto_hooks_wanted()
         self._crypt: Any = ffi.gc(lib.mongocrypt_py_new(), lib.mongocrypt_py_destroy)
         try:
             self._configure(options)
@@ -50,6 +61,9 @@ class MongoCrypt:
     def _configure(self, opts: MongoCryptOptions) -> None:
         crypt = self._crypt
         self._check(lib.mongocrypt_setopt_log_handler(crypt, lib._mongocrypt_py_log, ffi.NULL))
+        if self.crypto_hooks:
+            self._check(lib.mongocrypt_py_setopt_crypto_hooks(crypt))
+        LOGGER.debug("libmongocrypt handle: %s", crypto_in_use(self.crypto_hooks))
         self._set_binary(lib.mongocrypt_setopt_kms_providers, opts.kms_providers_bson)
         if opts.schema_map is not None:
             self._set_binary(lib.mongocrypt_setopt_schema_map, opts.schema_map)
