@@ -9,7 +9,7 @@ from pathlib import Path
 import bson
 import pytest
 
-from conftest import RANDOM, unv, v
+from conftest import DETERMINISTIC, RANDOM, unv, v
 from mongocrypt import MongoCryptClosedError, MongoCryptError
 from mongocrypt.engine import ExplicitEncryptOptions, MongoCrypt, MongoCryptOptions, State
 
@@ -194,4 +194,26 @@ def test_fast_path_contexts_are_owned_like_every_other(local_key: bytes) -> None
         crypt.explicit_fast(b"\x05\0\0\0\0")  # ERROR: raised, and the context released
     assert live_objects()["contexts"] == before
     assert unv(crypt.explicit_fast(ciphertext)[0]) == "x"
+    assert live_objects()["contexts"] == before
+
+
+def test_fast_path_result_too_big_for_its_buffer_comes_back_in_the_context(
+    local_key: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no room reserved for the ciphertext, the C side leaves the result in the context,
+    which Python adopts, copies from and releases."""
+    from mongocrypt.engine import ExplicitEncrypter, handle
+    from mongocrypt.engine.native import live_objects
+    from mongocrypt.io.memory import InMemoryIO
+
+    io = InMemoryIO()
+    options = MongoCryptOptions({"local": {"key": local_key}}, bypass_encryption=True)
+    maker = ExplicitEncrypter(io, options)
+    key_id = maker.create_data_key("local")
+    expected = maker.encrypt(v("x"), DETERMINISTIC, key_id=key_id)  # caches the key
+    monkeypatch.setattr(handle, "_CIPHERTEXT_OVERHEAD", 0)
+    gc.collect()
+    before = live_objects()["contexts"]
+    ciphertext, ctx = maker.mongocrypt.explicit_fast(v("x"), bytes(key_id), DETERMINISTIC)
+    assert ctx is None and ciphertext == expected
     assert live_objects()["contexts"] == before

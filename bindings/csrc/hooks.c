@@ -89,11 +89,13 @@ static const mongocrypt_py_sha_t mongocrypt_py_sha512 = {
 
 enum { MONGOCRYPT_PY_CBC_ENCRYPT, MONGOCRYPT_PY_CBC_DECRYPT, MONGOCRYPT_PY_CTR, MONGOCRYPT_PY_MODES };
 
-/* An HMAC key (at most one block) and the digest states after its inner and outer pads. */
+/* An HMAC key (at most one block) and the digest states after its inner and outer pads; used says
+ * it was looked up since the replacement hand last passed it. */
 typedef struct {
     const mongocrypt_py_sha_t *sha; /* NULL: empty slot */
     unsigned char key[SHA512_CBLOCK];
     uint32_t key_len;
+    bool used;
     mongocrypt_py_sha_ctx_t inner, outer;
 } mongocrypt_py_hmac_key_t;
 
@@ -103,7 +105,9 @@ typedef struct {
 #define MONGOCRYPT_PY_RANDOM_BYTES 512
 
 /* What one thread keeps between calls: cipher contexts, one per mode and direction (CTR is its
- * own inverse), the HMAC key cache with its next slot to replace (round robin), and random bytes
+ * own inverse), the HMAC key cache with its replacement hand (the CLOCK policy: a slot looked up
+ * since the hand last passed is spared once, so the few keys a Range payload derives from stay
+ * while its one-off keys come and go), and random bytes
  * not yet handed out (the last random_left of random), drawn in process generation fork_seen. */
 typedef struct {
     EVP_CIPHER_CTX *cipher[MONGOCRYPT_PY_MODES];
@@ -209,10 +213,17 @@ static mongocrypt_py_hmac_key_t *mongocrypt_py_hmac_cached(const mongocrypt_py_s
         entry = &state->hmac[i];
         if (entry->sha == sha && entry->key_len == key_len
             && !mongocrypt_py_differ(entry->key, key, key_len)) {
+            entry->used = true;
             return entry;
         }
     }
-    entry = &state->hmac[state->next_hmac++ % MONGOCRYPT_PY_HMAC_KEYS];
+    for (;;) {
+        entry = &state->hmac[state->next_hmac++ % MONGOCRYPT_PY_HMAC_KEYS];
+        if (!entry->used) {
+            break;
+        }
+        entry->used = false;
+    }
     OPENSSL_cleanse(entry, sizeof *entry); /* the key it held goes before the slot is reused */
     return mongocrypt_py_hmac_key(sha, key, key_len, entry) ? entry : NULL;
 }
