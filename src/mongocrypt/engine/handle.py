@@ -19,6 +19,17 @@ __all__ = ["MongoCrypt"]
 #: back in its context (a Deterministic or Random 20 B value grows by ~100, an Indexed one ~350).
 _CIPHERTEXT_OVERHEAD = 512
 
+#: Algorithm and query type names as C strings, encoded once each (a handful of distinct values).
+_C_STRINGS: dict[str, bytes] = {}
+
+
+def _c_string(name: str) -> bytes:
+    encoded = _C_STRINGS.get(name)
+    if encoded is None:
+        encoded = _C_STRINGS[name] = name.encode()
+    return encoded
+
+
 #: One DEBUG line per handle: which cryptography it uses.
 LOGGER = logging.getLogger("mongocrypt.engine")
 
@@ -180,18 +191,15 @@ class MongoCrypt:
 
         :raises MongoCryptError: as libmongocrypt reports it.
         """
-        out = ffi.new("mongocrypt_binary_t *")
-        state = ffi.new("int *")
-        written = ffi.new("uint32_t *")
-        # Room for the result, so the C side can copy it out and destroy the context itself: a
-        # decrypted {"v": x} is shorter than its ciphertext; a ciphertext adds at most a few
-        # hundred bytes (a result that does not fit comes back in the context instead).
+        # One allocation with room for the result, so the C side can copy it out and destroy the
+        # context itself: a decrypted {"v": x} is shorter than its ciphertext; a ciphertext adds
+        # at most a few hundred bytes (a result that does not fit comes back in the context).
         capacity = len(value) + (0 if key_id is None else _CIPHERTEXT_OVERHEAD)
-        result = ffi.new("char[]", capacity)
+        io = ffi.new("mongocrypt_py_explicit_t *", {"result": capacity})
         if key_id is None:  # decryption
             native = lib.mongocrypt_py_explicit(
-                self._live, 1, ffi.NULL, 0, ffi.NULL, 0, 0, ffi.NULL, value, len(value), out,
-                result, capacity, written, state,
+                self._live, 1, ffi.NULL, 0, ffi.NULL, 0, 0, ffi.NULL, value, len(value), io,
+                capacity,
             )  # fmt: skip
         else:
             native = lib.mongocrypt_py_explicit(
@@ -199,31 +207,28 @@ class MongoCrypt:
                 0,
                 key_id,
                 len(key_id),
-                (algorithm or "").encode(),
+                _c_string(algorithm or ""),
                 contention_factor is not None,
                 contention_factor or 0,
-                ffi.NULL if query_type is None else query_type.encode(),
+                ffi.NULL if query_type is None else _c_string(query_type),
                 value,
                 len(value),
-                out,
-                result,
+                io,
                 capacity,
-                written,
-                state,
             )
         if native == ffi.NULL:
-            if state[0] == lib.MONGOCRYPT_CTX_DONE:  # copied into result; no context left
-                return ffi.unpack(result, written[0]), None
+            if io.state == lib.MONGOCRYPT_CTX_DONE:  # copied into io.result; no context left
+                return ffi.unpack(io.result, io.len), None
             raise MemoryError("libmongocrypt could not allocate a context")
         # Owned like every other context: the ffi.gc safety net at once, released right away.
         owned = ffi.gc(native, lib.mongocrypt_py_ctx_destroy)
-        if state[0] == lib.MONGOCRYPT_CTX_DONE:
+        if io.state == lib.MONGOCRYPT_CTX_DONE:
             try:
-                return ffi.unpack(ffi.cast("char *", out.data), out.len), None
+                return ffi.unpack(ffi.cast("char *", io.ctx_result), io.len), None
             finally:
                 ffi.release(owned)
         ctx = MongoCryptContext(self._crypt, None, self.options.on_demand_providers, owned)
-        if state[0] == lib.MONGOCRYPT_CTX_ERROR:
+        if io.state == lib.MONGOCRYPT_CTX_ERROR:
             try:
                 ctx.raise_error()
             finally:
