@@ -12,7 +12,7 @@ PYMONGO_OLDEST := 4.16.0
 OLDEST_VENV := .venv-pymongo-oldest
 DROPIN_TESTS := tests/unit/test_facade.py tests/integration/test_pymongo_dropin.py \
 	tests/integration/test_pymongo_async.py tests/integration/test_pymongo_kms_faults.py
-BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/*.h bindings/shims/*.c) \
+BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/cdefs/*.h bindings/csrc/*.c) \
 	src/mongocrypt/_version.py
 
 .PHONY: demo test build lint gen gen-check docs bench pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \
