@@ -30,22 +30,22 @@ demo: build
 
 test: build lint docs pytest test-fallback test-pymongo-oldest test-wheel test-wheel-aarch64 test-sdist
 
+# $(call apt-install,PACKAGES): install the Debian packages that are missing (reading the package
+# indices first when apt has none yet, as on a fresh container), or say what to run.
+apt-install = dpkg -s $(1) >/dev/null 2>&1 || { \
+	echo "installing $(1)"; \
+	{ apt-get install -y -q --no-install-recommends $(1) >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && \
+	    apt-get install -y -q --no-install-recommends $(1) >/dev/null; }; } || \
+	{ echo "could not install them: run 'apt-get install $(1)' as root"; exit 1; }; }
+
 # Debian packages the build needs beyond Python and gcc: libcrypto's link-time files.
 deps:
-	@dpkg -s libssl-dev >/dev/null 2>&1 || { \
-		echo "installing libssl-dev (libcrypto for linking)"; \
-		apt-get install -y -q --no-install-recommends libssl-dev >/dev/null || \
-		{ echo "could not install libssl-dev: run 'apt-get install libssl-dev' as root"; exit 1; }; }
+	@$(call apt-install,libssl-dev)
 
 # Host (amd64) packages for the aarch64 wheel: Debian's cross gcc and user-mode qemu.
-AARCH64_DEPS := gcc-aarch64-linux-gnu qemu-user-static
 deps-aarch64:
-	@dpkg -s $(AARCH64_DEPS) >/dev/null 2>&1 || { \
-		echo "installing $(AARCH64_DEPS)"; \
-		{ apt-get install -y -q --no-install-recommends $(AARCH64_DEPS) >/dev/null 2>&1 || \
-		  { apt-get update -q >/dev/null && \
-		    apt-get install -y -q --no-install-recommends $(AARCH64_DEPS) >/dev/null; }; } || \
-		{ echo "could not install them: run 'apt-get install $(AARCH64_DEPS)' as root"; exit 1; }; }
+	@$(call apt-install,gcc-aarch64-linux-gnu qemu-user-static)
 
 vendor: vendor/libmongocrypt/pins.json
 
