@@ -20,7 +20,7 @@ AARCH64_VENDOR := vendor/libmongocrypt-aarch64
 # arm64 Debian packages (with their dependencies): what the cross build compiles and links
 # against, and the Python the emulated tests run on.
 SYSROOT_BUILD_PACKAGES := libc6-dev libssl-dev libpython3.11-dev
-SYSROOT_RUN_PACKAGES := python3.11-venv libstdc++6
+SYSROOT_RUN_PACKAGES := python3.11-venv
 
 .PHONY: demo test build lint gen gen-check docs bench pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \
 	test-sdist deps vendor wheel-aarch64 test-wheel-aarch64 deps-aarch64 fuzz-long leaks-long clean
