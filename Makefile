@@ -107,7 +107,7 @@ test-pymongo-oldest: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
 	$(OLDEST_VENV)/bin/python -m pip install -q --force-reinstall --no-deps .
 	$(OLDEST_VENV)/bin/python -m pytest -q $(DROPIN_TESTS)
 
-# The wheel CI publishes: built as cibuildwheel builds it, repaired by auditwheel into wheels/.
+# The x86_64 wheel CI publishes: built as cibuildwheel builds it, repaired by auditwheel into wheels/.
 wheel: build
 	rm -rf build/dist wheels/*.whl
 	$(PY) -m build --wheel --outdir build/dist .
