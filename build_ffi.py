@@ -151,8 +151,9 @@ def feature_flags(include_dirs: list[str]) -> list[str]:
 
 
 def libc_has_strlcpy() -> bool:
-    """Link a tiny program that calls strlcpy; glibc has it only from 2.38."""
-    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    """Link a tiny program that calls strlcpy; glibc has it only from 2.38. The compiler is the
+    one setuptools will use ($CC first), so a cross build probes the target's glibc."""
+    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
     program = (
         "#include <string.h>\n"
         "size_t strlcpy(char *, const char *, size_t);\n"
