@@ -24,9 +24,9 @@ def make_deb(path: Path, files: dict[str, bytes], links: Optional[dict[str, str]
             tar.addfile(info)
     members = [(b"debian-binary", b"2.0\n"), (b"data.tar.xz", data.getvalue())]
     blob = b"!<arch>\n"
-    for name, body in members:
+    for member, body in members:
         header = (
-            name.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"100644".ljust(8)
+            member.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"100644".ljust(8)
         )
         header += str(len(body)).encode().ljust(10) + b"`\n"
         blob += header + body + (b"\n" if len(body) % 2 else b"")
