@@ -12,23 +12,40 @@ PYMONGO_OLDEST := 4.16.0
 OLDEST_VENV := .venv-pymongo-oldest
 DROPIN_TESTS := tests/unit/test_facade.py tests/integration/test_pymongo_dropin.py \
 	tests/integration/test_pymongo_async.py tests/integration/test_pymongo_kms_faults.py
-BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/*.h bindings/shims/*.c) \
+BUILD_INPUTS := pyproject.toml setup.py build_ffi.py $(wildcard bindings/cdefs/*.h bindings/csrc/*.c) \
 	src/mongocrypt/_version.py
+# The aarch64 wheel: cross-built here, tested under qemu-aarch64 (see docs/wheels.md).
+AARCH64 := build/aarch64
+AARCH64_VENDOR := vendor/libmongocrypt-aarch64
+# arm64 Debian packages (with their dependencies): what the cross build compiles and links
+# against, and the Python the emulated tests run on.
+SYSROOT_BUILD_PACKAGES := libc6-dev libssl-dev libpython3.11-dev
+SYSROOT_RUN_PACKAGES := python3.11-venv
 
 .PHONY: demo test build lint gen gen-check docs bench pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \
-	test-sdist deps vendor fuzz-long leaks-long clean
+	test-sdist deps vendor wheel-aarch64 test-wheel-aarch64 deps-aarch64 fuzz-long leaks-long clean
 
 demo: build
 	$(PY) examples/demo.py
 
-test: build lint docs pytest test-fallback test-pymongo-oldest test-wheel test-sdist
+test: build lint docs pytest test-fallback test-pymongo-oldest test-wheel test-wheel-aarch64 test-sdist
+
+# $(call apt-install,PACKAGES): install the Debian packages that are missing (reading the package
+# indices first when apt has none yet, as on a fresh container), or say what to run.
+apt-install = dpkg -s $(1) >/dev/null 2>&1 || { \
+	echo "installing $(1)"; \
+	{ apt-get install -y -q --no-install-recommends $(1) >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && \
+	    apt-get install -y -q --no-install-recommends $(1) >/dev/null; }; } || \
+	{ echo "could not install them: run 'apt-get install $(1)' as root"; exit 1; }; }
 
 # Debian packages the build needs beyond Python and gcc: libcrypto's link-time files.
 deps:
-	@dpkg -s libssl-dev >/dev/null 2>&1 || { \
-		echo "installing libssl-dev (libcrypto for linking)"; \
-		apt-get install -y -q --no-install-recommends libssl-dev >/dev/null || \
-		{ echo "could not install libssl-dev: run 'apt-get install libssl-dev' as root"; exit 1; }; }
+	@$(call apt-install,libssl-dev)
+
+# Host (amd64) packages for the aarch64 wheel: Debian's cross gcc and user-mode qemu.
+deps-aarch64:
+	@$(call apt-install,gcc-aarch64-linux-gnu qemu-user-static)
 
 vendor: vendor/libmongocrypt/pins.json
 
@@ -90,12 +107,19 @@ test-pymongo-oldest: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
 	$(OLDEST_VENV)/bin/python -m pip install -q --force-reinstall --no-deps .
 	$(OLDEST_VENV)/bin/python -m pytest -q $(DROPIN_TESTS)
 
-# The wheel CI publishes: built as cibuildwheel builds it, repaired by auditwheel into wheels/.
+# The x86_64 wheel CI publishes: built as cibuildwheel builds it, repaired by auditwheel into wheels/.
 wheel: build
 	rm -rf build/dist wheels/*.whl
 	$(PY) -m build --wheel --outdir build/dist .
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/auditwheel repair -w wheels build/dist/*.whl
 	$(VENV)/bin/auditwheel show wheels/*.whl
+
+# The aarch64 wheel, cross-built against an arm64 sysroot and repaired into wheels/aarch64/. The
+# fetch and sysroot steps do nothing when what they made is up to date.
+wheel-aarch64: build | deps-aarch64
+	$(PYTHON) vendor/fetch.py --arch arm64 --dest $(AARCH64_VENDOR)
+	$(PYTHON) tools/sysroot.py --dest $(AARCH64)/sysroot-build $(SYSROOT_BUILD_PACKAGES)
+	PYTHON=$(PYTHON) .ci/wheel-aarch64
 
 # The wheel installed into a fresh venv with no compiler, away from the source tree.
 LIBMONGOCRYPT_VERSION = $(shell $(PYTHON) -c "import tomllib; \
@@ -104,6 +128,12 @@ LIBMONGOCRYPT_VERSION = $(shell $(PYTHON) -c "import tomllib; \
 test-wheel: wheel
 	PYTHON=$(PYTHON) PYMONGO_VERSION=$(PYMONGO_CURRENT) LIBMONGOCRYPT_VERSION=$(LIBMONGOCRYPT_VERSION) \
 		.ci/test-wheel
+
+# The aarch64 wheel's smoke and drop-in suites in an arm64 venv under qemu-aarch64 (peers native).
+test-wheel-aarch64: wheel-aarch64
+	$(PYTHON) tools/sysroot.py --dest $(AARCH64)/sysroot-run $(SYSROOT_RUN_PACKAGES)
+	ARCH=aarch64 PYTHON=$(PYTHON) PYMONGO_VERSION=$(PYMONGO_CURRENT) \
+		LIBMONGOCRYPT_VERSION=$(LIBMONGOCRYPT_VERSION) .ci/test-wheel
 
 # The sdist: check-manifest compares it with git, then it must build in a fresh venv, fetching the
 # pinned libmongocrypt itself.
@@ -138,4 +168,4 @@ leaks-long: build
 
 clean:
 	rm -rf $(VENV) $(FALLBACK_VENV) $(OLDEST_VENV) build bench/build bench/.venv-incumbent src/mongocrypt/*.so src/*.egg-info \
-		vendor/libmongocrypt vendor/libmongocrypt-fallback vendor/.apt
+		vendor/libmongocrypt vendor/libmongocrypt-fallback $(AARCH64_VENDOR) vendor/.apt

@@ -23,8 +23,22 @@ from cffi import FFI
 
 ROOT = Path(__file__).resolve().parent
 BINDINGS = ROOT / "bindings"
-# Declaration order matters: each section only uses types declared before it.
-SECTIONS = ["crypto", "binary", "status", "log", "handle", "context", "kms", "features"]
+# bindings/cdefs/<name>.h, in this order: each section only uses types declared before it.
+CDEFS = [
+    "crypto",
+    "binary",
+    "status",
+    "log",
+    "handle",
+    "context",
+    "kms",
+    "compat",
+    "extras",
+    "explicit",
+    "hooks",
+]
+# bindings/csrc/<name>.c, compiled into the extension after mongocrypt.h, in this order.
+CSRC = ["compat", "extras", "explicit", "hooks"]
 STATIC_ARCHIVES = [
     "libmongocrypt-static.a",
     "libkms_message-static.a",
@@ -137,8 +151,9 @@ def feature_flags(include_dirs: list[str]) -> list[str]:
 
 
 def libc_has_strlcpy() -> bool:
-    """Link a tiny program that calls strlcpy; glibc has it only from 2.38."""
-    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    """Link a tiny program that calls strlcpy; glibc has it only from 2.38. The compiler is the
+    one setuptools will use ($CC first), so a cross build probes the target's glibc."""
+    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
     program = (
         "#include <string.h>\n"
         "size_t strlcpy(char *, const char *, size_t);\n"
@@ -158,15 +173,15 @@ def make_ffi() -> FFI:
     flags = feature_flags(settings["include_dirs"])
     build_version = package_version()
     ffi = FFI()
-    ffi.cdef("\n".join((BINDINGS / f"{name}.h").read_text() for name in SECTIONS))
+    ffi.cdef("\n".join((BINDINGS / "cdefs" / f"{name}.h").read_text() for name in CDEFS))
     ffi.set_source(
         "mongocrypt._libmongocrypt",
         # The origin comment makes the generated C differ per library, so a build directory
         # shared between builds against different libraries never reuses a stale object.
         f"/* built against: {settings['origin']} */\n#include <mongocrypt.h>\n"
-        + (BINDINGS / "shims" / "features.c").read_text(),
+        + "\n".join((BINDINGS / "csrc" / f"{name}.c").read_text() for name in CSRC),
         # setuptools wants sources relative to setup.py
-        sources=[] if libc_has_strlcpy() else ["bindings/shims/strlcpy.c"],
+        sources=[] if libc_has_strlcpy() else ["bindings/csrc/strlcpy.c"],
         include_dirs=settings["include_dirs"],
         extra_compile_args=[
             *settings["extra_compile_args"],

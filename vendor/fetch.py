@@ -110,11 +110,15 @@ def apt_mirror() -> str:
 
 
 class PrivateApt:
-    """apt-get with its lists, cache and sources in vendor/.apt/, for one architecture."""
+    """apt-get with its lists, cache and sources in vendor/.apt/, for one architecture.
 
-    def __init__(self, arch: str, suites: list[str]) -> None:
+    ``name`` picks the state folder under vendor/.apt/ (default: the architecture), so a
+    different set of suites (tools/sysroot.py's) keeps package indices of its own.
+    """
+
+    def __init__(self, arch: str, suites: list[str], name: str | None = None) -> None:
         self.arch = arch
-        self.root = STATE / arch
+        self.root = STATE / (name or arch)
         self.debs = STATE / "debs"
         for sub in ("lists/partial", "cache/archives/partial"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)

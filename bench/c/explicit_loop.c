@@ -2,8 +2,10 @@
  * encrypt/decrypt loop the Python benchmarks run (one context per operation, local KMS provider,
  * the data key fed in NEED_MONGO_KEYS, Deterministic on a 20-byte string).
  *
- * usage: explicit_loop SECONDS WARMUP_SECONDS
+ * usage: explicit_loop SECONDS WARMUP_SECONDS [hooks]
  * prints: {"encrypt_ops_s": ..., "decrypt_ops_s": ..., "libmongocrypt": "...", ...} on stdout.
+ * With "hooks", the handle uses mongocrypt's crypto hooks (bindings/csrc/hooks.c, compiled in
+ * here as they are into the extension): the limit with the hooks.
  *
  * Linked against the vendored static archives (see bench/run.py); BSON is written by hand because
  * the vendored package ships no libbson headers. */
@@ -14,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "../../bindings/csrc/hooks.c"
 
 /* is_ctx: 1 when owner is a mongocrypt_ctx_t, 0 for the mongocrypt_t handle. */
 #define CHECK(ok, what, is_ctx, owner)                                                            \
@@ -244,11 +248,15 @@ static double measure(bench_t *b, op_fn op, double seconds, double warmup) {
 int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 2.0;
     double warmup = argc > 2 ? atof(argv[2]) : 0.5;
+    int hooks = argc > 3 && strcmp(argv[3], "hooks") == 0;
     if (!mongocrypt_is_crypto_available()) die("libmongocrypt was built without native crypto");
 
     bench_t b;
     memset(&b, 0, sizeof b);
     b.crypt = mongocrypt_new();
+    if (hooks) {
+        CHECK(mongocrypt_py_setopt_crypto_hooks(b.crypt), "setopt_crypto_hooks", 0, b.crypt);
+    }
     uint8_t master[96];
     FILE *urandom = fopen("/dev/urandom", "rb");
     if (!urandom || fread(master, 1, sizeof master, urandom) != sizeof master) die("no /dev/urandom");
@@ -284,8 +292,8 @@ int main(int argc, char **argv) {
     double encrypt = measure(&b, encrypt_once, seconds, warmup);
     double decrypt = measure(&b, decrypt_once, seconds, warmup);
     printf("{\"encrypt_ops_s\": %.1f, \"decrypt_ops_s\": %.1f, \"libmongocrypt\": \"%s\", "
-           "\"ciphertext_bytes\": %u}\n",
-           encrypt, decrypt, mongocrypt_version(NULL), b.ciphertext.len);
+           "\"ciphertext_bytes\": %u, \"hooks\": %s}\n",
+           encrypt, decrypt, mongocrypt_version(NULL), b.ciphertext.len, hooks ? "true" : "false");
 
     free(b.ciphertext.data);
     free(b.key_doc.data);

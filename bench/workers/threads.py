@@ -1,7 +1,7 @@
-"""Thread scaling: explicit Deterministic encryption of a 20-byte string by 1 thread, then by 2
-threads sharing one ClientEncryption; total ops/s of each.
+"""Thread scaling: explicit encryption of each case by 1 thread, then by 2 threads sharing one
+ClientEncryption; total ops/s of each.
 
-usage: threads.py --seconds S --warmup W
+usage: threads.py --cases det_short,det_4k,range_int --seconds S --warmup W
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from functools import partial
 
 import benchlib
 
@@ -47,16 +48,19 @@ def run_threads(encrypt, value, threads: int, seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--cases", default="det_short")
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--warmup", type=float, default=0.2)
     args = parser.parse_args()
 
     client = benchlib.mongo_client()
     explicit = benchlib.Explicit(client)
-    _algorithm, value, _extra = benchlib.CASES["det_short"]
-    encrypt = explicit.encrypter("det_short")
-    benchlib.measure(lambda: encrypt(value), args.warmup, 0.05)  # warm up the key cache
-    results = {str(n): run_threads(encrypt, value, n, args.seconds) for n in (1, 2)}
+    results = {}
+    for case in args.cases.split(","):
+        _algorithm, value, _extra = benchlib.CASES[case]
+        encrypt = explicit.encrypter(case)
+        benchlib.measure(partial(encrypt, value), args.warmup, 0.05)  # warm up the key cache
+        results[case] = {str(n): run_threads(encrypt, value, n, args.seconds) for n in (1, 2)}
     explicit.close()
     client.close()
     benchlib.emit({"api": explicit.api, "versions": benchlib.versions(), "results": results})

@@ -20,6 +20,7 @@ import pytest
 from bson import json_util
 
 from mongocrypt.cli import main
+from mongocrypt.engine.native import crypto_in_use
 
 AWS_SECRET = f"aws-secret-{uuid.uuid4().hex}"
 URI_PASSWORD = f"pw-{uuid.uuid4().hex}"
@@ -544,6 +545,7 @@ def test_doctor_text_and_json(
     )  # fmt: skip
     assert code == 0, out + err
     assert f"libmongocrypt      {mongocrypt.libmongocrypt_version()}, native crypto: yes" in out
+    assert "crypto             mongocrypt's crypto hooks on OpenSSL " in out
     assert "crypt_shared       not found (searched $SYSTEM)" in out
     assert "mongocryptd        not on PATH" in out
     assert "auto (default) -> embedded (no crypt_shared found, no mongocryptd on PATH)" in out
@@ -557,6 +559,7 @@ def test_doctor_text_and_json(
     assert report["libmongocrypt"] == {
         "version": mongocrypt.libmongocrypt_version(),
         "native_crypto": True,
+        "crypto": crypto_in_use(True),
     }
     assert report["features"] == {
         "has_kms_in_place_retry": mongocrypt.has_kms_in_place_retry,

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
 
 import pytest
+
+from helpers.debs import make_deb
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,26 +29,6 @@ def fetch() -> ModuleType:
     sys.modules["vendor_fetch"] = module
     spec.loader.exec_module(module)
     return module
-
-
-def make_deb(path: Path, files: dict[str, bytes]) -> Path:
-    """A minimal .deb: an ar archive holding debian-binary and data.tar.xz."""
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w:xz") as tar:
-        for name, content in files.items():
-            info = tarfile.TarInfo(f"./{name}")
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    members = [(b"debian-binary", b"2.0\n"), (b"data.tar.xz", data.getvalue())]
-    blob = b"!<arch>\n"
-    for member, body in members:
-        header = (
-            member.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"100644".ljust(8)
-        )
-        header += str(len(body)).encode().ljust(10) + b"`\n"
-        blob += header + body + (b"\n" if len(body) % 2 else b"")
-    path.write_bytes(blob)
-    return path
 
 
 class FakeApt:

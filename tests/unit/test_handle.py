@@ -10,7 +10,7 @@ from typing import Any
 import bson
 import pytest
 
-from conftest import RANDOM, unv, v
+from conftest import DETERMINISTIC, RANDOM, present, unv, v
 from mongocrypt import MongoCryptClosedError, MongoCryptError
 from mongocrypt.engine import ExplicitEncryptOptions, MongoCrypt, MongoCryptOptions, State
 
@@ -163,3 +163,61 @@ def test_every_handle_and_context_is_released_on_error_paths(local_key: bytes) -
     del crypt, ctx
     gc.collect()
     assert live_objects() == before
+
+
+def test_fast_path_contexts_are_owned_like_every_other(local_key: bytes) -> None:
+    """A context made by the one-call fast path is released on each of its three outcomes, and
+    the ffi.gc safety net frees one that is dropped without being closed."""
+    from mongocrypt.dropin.synchronous import ExplicitEncrypter
+    from mongocrypt.engine.native import live_objects
+    from mongocrypt.io.memory import InMemoryIO
+
+    io = InMemoryIO()
+    options = MongoCryptOptions({"local": {"key": local_key}}, bypass_encryption=True)
+    key_id = bytes(ExplicitEncrypter(io, options).create_data_key("local"))
+    crypt = MongoCrypt(options)
+    gc.collect()
+    before = live_objects()["contexts"]
+    result, ctx = crypt.explicit_fast(v("x"), key_id, RANDOM)  # key not cached: a context
+    assert result is None and ctx is not None and ctx.state == State.NEED_MONGO_KEYS
+    assert live_objects()["contexts"] == before + 1
+    del ctx
+    gc.collect()
+    assert live_objects()["contexts"] == before
+    with crypt.explicit_encryption_context(
+        v("x"), ExplicitEncryptOptions(RANDOM, key_id=key_id)
+    ) as c:
+        c.add_mongo_operation_result(io.keys[0])
+        c.complete_mongo_operation()
+        c.finish()
+    ciphertext, none = crypt.explicit_fast(v("x"), key_id, RANDOM)  # cached: DONE at once
+    assert none is None and ciphertext is not None
+    assert live_objects()["contexts"] == before
+    with pytest.raises(MongoCryptError):
+        crypt.explicit_fast(b"\x05\0\0\0\0")  # ERROR: raised, and the context released
+    assert live_objects()["contexts"] == before
+    assert unv(present(crypt.explicit_fast(ciphertext)[0])) == "x"
+    assert live_objects()["contexts"] == before
+
+
+def test_fast_path_result_too_big_for_its_buffer_comes_back_in_the_context(
+    local_key: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no room reserved for the ciphertext, the C side leaves the result in the context,
+    which Python adopts, copies from and releases."""
+    from mongocrypt.dropin.synchronous import ExplicitEncrypter
+    from mongocrypt.engine import handle
+    from mongocrypt.engine.native import live_objects
+    from mongocrypt.io.memory import InMemoryIO
+
+    io = InMemoryIO()
+    options = MongoCryptOptions({"local": {"key": local_key}}, bypass_encryption=True)
+    maker = ExplicitEncrypter(io, options)
+    key_id = maker.create_data_key("local")
+    expected = maker.encrypt(v("x"), DETERMINISTIC, key_id=key_id)  # caches the key
+    monkeypatch.setattr(handle, "_CIPHERTEXT_OVERHEAD", 0)
+    gc.collect()
+    before = live_objects()["contexts"]
+    ciphertext, ctx = maker.mongocrypt.explicit_fast(v("x"), bytes(key_id), DETERMINISTIC)
+    assert ctx is None and ciphertext == expected
+    assert live_objects()["contexts"] == before

@@ -33,6 +33,7 @@ from mongocrypt.cli._settings import (
     mongo_client,
     redact_uri,
 )
+from mongocrypt.engine.native import crypto_in_use
 
 # -- doctor -----------------------------------------------------------------------------------
 
@@ -226,6 +227,7 @@ def _doctor_text(report: Mapping[str, Any]) -> str:
     rows = [
         ("mongocrypt", f"{report['mongocrypt']} (Python {report['python']})"),
         ("libmongocrypt", f"{lib['version']}, native crypto: {_yes(lib['native_crypto'])}"),
+        ("crypto", lib["crypto"]),
         ("features", features),
         ("crypt_shared", shared_text),
         ("mongocryptd", report["mongocryptd"] or "not on PATH"),
@@ -281,6 +283,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings, out: Output) -> int
         "libmongocrypt": {
             "version": mongocrypt.libmongocrypt_version(),
             "native_crypto": mongocrypt.is_crypto_available(),
+            "crypto": crypto_in_use(),
         },
         "features": {
             name: bool(getattr(mongocrypt, name))

@@ -39,7 +39,8 @@ class MongoCryptContext:
     :param crypt: the owning handle's ``mongocrypt_t`` (kept alive while this context lives).
     :param database: the database an auto-encrypted command runs on, if any.
     :param on_demand_providers: KMS providers whose credentials are fetched when asked for.
-    :param ctx: a native context to adopt (made by a one-call fast path) instead of a new one.
+    :param ctx: a native context to adopt (made by a one-call fast path, already wrapped in
+        ``ffi.gc``) instead of a new one.
     """
 
     __slots__ = ("_crypt", "_ctx", "_kms_attempts", "database", "on_demand_providers")
@@ -52,8 +53,9 @@ class MongoCryptContext:
         ctx: Any = None,
     ) -> None:
         self._crypt = crypt
-        native = lib.mongocrypt_py_ctx_new(crypt) if ctx is None else ctx  # or adopt one
-        self._ctx = ffi.gc(native, lib.mongocrypt_py_ctx_destroy)
+        if ctx is None:
+            ctx = ffi.gc(lib.mongocrypt_py_ctx_new(crypt), lib.mongocrypt_py_ctx_destroy)
+        self._ctx = ctx  # adopted contexts come already wrapped in ffi.gc
         self.database = database
         self.on_demand_providers = on_demand_providers
         self._kms_attempts: dict[int, int] = {}  # KMS request (by address) -> times handed out

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Optional
 
 from mongocrypt.engine.binary import BinaryView, BufferLike
 from mongocrypt.engine.context import MongoCryptContext
-from mongocrypt.engine.native import ffi, lib
+from mongocrypt.engine.native import crypto_hooks_wanted, crypto_in_use, ffi, lib
 from mongocrypt.engine.options import DataKeyOptions, ExplicitEncryptOptions, MongoCryptOptions
 from mongocrypt.engine.status import raise_status
 from mongocrypt.errors import MongoCryptClosedError, MongoCryptError
 
 __all__ = ["MongoCrypt"]
+
+#: Bytes an explicit ciphertext may add to its value, beyond which the fast path hands the result
+#: back in its context (a Deterministic or Random 20 B value grows by ~100, an Indexed one ~350).
+_CIPHERTEXT_OVERHEAD = 512
+
+#: Algorithm and query type names as C strings, encoded once each (a handful of distinct values).
+_C_STRINGS: dict[str, bytes] = {}
+
+
+def _c_string(name: str) -> bytes:
+    encoded = _C_STRINGS.get(name)
+    if encoded is None:
+        encoded = _C_STRINGS[name] = name.encode()
+    return encoded
+
+
+#: One DEBUG line per handle: which cryptography it uses.
+LOGGER = logging.getLogger("mongocrypt.engine")
 
 
 class MongoCrypt:
@@ -21,17 +40,24 @@ class MongoCrypt:
     Safe to share between threads: libmongocrypt guards its key and schema caches; each context
     belongs to one caller. Close it (or use it as a context manager) to release it at once.
 
+    The hot cryptographic primitives run in mongocrypt's own hooks on OpenSSL
+    (bindings/csrc/hooks.c) unless ``MONGOCRYPT_CRYPTO_HOOKS=0`` is in the environment when the
+    handle is created; :attr:`crypto_hooks` says which.
+
     :param options: the handle's configuration.
     :raises MongoCryptError: if libmongocrypt rejects the configuration (its message verbatim),
         or crypt_shared is required and did not load.
+    :raises ValueError: if ``MONGOCRYPT_CRYPTO_HOOKS`` is neither ``0`` nor ``1``.
     """
 
-    __slots__ = ("_crypt", "options")
+    __slots__ = ("_crypt", "crypto_hooks", "options")
 
     def __init__(self, options: MongoCryptOptions) -> None:
         if not isinstance(options, MongoCryptOptions):
             raise TypeError(f"options must be MongoCryptOptions, not {type(options).__name__}")
         self.options = options
+        #: Whether this handle uses mongocrypt's crypto hooks (else libmongocrypt's own crypto).
+        self.crypto_hooks = crypto_hooks_wanted()
         self._crypt: Any = ffi.gc(lib.mongocrypt_py_new(), lib.mongocrypt_py_destroy)
         try:
             self._configure(options)
@@ -50,6 +76,9 @@ class MongoCrypt:
     def _configure(self, opts: MongoCryptOptions) -> None:
         crypt = self._crypt
         self._check(lib.mongocrypt_setopt_log_handler(crypt, lib._mongocrypt_py_log, ffi.NULL))
+        if self.crypto_hooks:
+            self._check(lib.mongocrypt_py_setopt_crypto_hooks(crypt))
+        LOGGER.debug("libmongocrypt handle: %s", crypto_in_use(self.crypto_hooks))
         self._set_binary(lib.mongocrypt_setopt_kms_providers, opts.kms_providers_bson)
         if opts.schema_map is not None:
             self._set_binary(lib.mongocrypt_setopt_schema_map, opts.schema_map)
@@ -162,35 +191,44 @@ class MongoCrypt:
 
         :raises MongoCryptError: as libmongocrypt reports it.
         """
-        out = ffi.new("mongocrypt_binary_t *")
-        state = ffi.new("int *")
+        # One allocation with room for the result, so the C side can copy it out and destroy the
+        # context itself: a decrypted {"v": x} is shorter than its ciphertext; a ciphertext adds
+        # at most a few hundred bytes (a result that does not fit comes back in the context).
+        capacity = len(value) + (0 if key_id is None else _CIPHERTEXT_OVERHEAD)
+        io = ffi.new("mongocrypt_py_explicit_t *", {"result": capacity})
         if key_id is None:  # decryption
             native = lib.mongocrypt_py_explicit(
-                self._live, 1, ffi.NULL, 0, ffi.NULL, 0, 0, ffi.NULL, value, len(value), out, state
-            )
+                self._live, 1, ffi.NULL, 0, ffi.NULL, 0, 0, ffi.NULL, value, len(value), io,
+                capacity,
+            )  # fmt: skip
         else:
             native = lib.mongocrypt_py_explicit(
                 self._live,
                 0,
                 key_id,
                 len(key_id),
-                (algorithm or "").encode(),
+                _c_string(algorithm or ""),
                 contention_factor is not None,
                 contention_factor or 0,
-                ffi.NULL if query_type is None else query_type.encode(),
+                ffi.NULL if query_type is None else _c_string(query_type),
                 value,
                 len(value),
-                out,
-                state,
+                io,
+                capacity,
             )
         if native == ffi.NULL:
+            if io.state == lib.MONGOCRYPT_CTX_DONE:  # copied into io.result; no context left
+                return ffi.unpack(io.result, io.len), None
             raise MemoryError("libmongocrypt could not allocate a context")
-        if state[0] == lib.MONGOCRYPT_CTX_DONE:
-            result = ffi.unpack(ffi.cast("char *", out.data), out.len)
-            lib.mongocrypt_py_ctx_destroy(native)
-            return result, None
-        ctx = MongoCryptContext(self._crypt, None, self.options.on_demand_providers, native)
-        if state[0] == lib.MONGOCRYPT_CTX_ERROR:
+        # Owned like every other context: the ffi.gc safety net at once, released right away.
+        owned = ffi.gc(native, lib.mongocrypt_py_ctx_destroy)
+        if io.state == lib.MONGOCRYPT_CTX_DONE:
+            try:
+                return ffi.unpack(ffi.cast("char *", io.ctx_result), io.len), None
+            finally:
+                ffi.release(owned)
+        ctx = MongoCryptContext(self._crypt, None, self.options.on_demand_providers, owned)
+        if io.state == lib.MONGOCRYPT_CTX_ERROR:
             try:
                 ctx.raise_error()
             finally:

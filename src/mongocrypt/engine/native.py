@@ -7,12 +7,17 @@ This is the only module that imports ``mongocrypt._libmongocrypt``; the rest of 
 from __future__ import annotations
 
 import logging
+import os
+from typing import Optional
 
+from mongocrypt import _env
 from mongocrypt._libmongocrypt import ffi, lib
 from mongocrypt._version import __version__
 
 __all__ = [
     "LOGGER",
+    "crypto_hooks_wanted",
+    "crypto_in_use",
     "ffi",
     "has_kms_in_place_retry",
     "has_string_algorithm",
@@ -78,3 +83,35 @@ def live_objects() -> dict[str, int]:
         "handles": int(lib.mongocrypt_py_live_handles()),
         "contexts": int(lib.mongocrypt_py_live_contexts()),
     }
+
+
+#: ``0`` makes new handles use libmongocrypt's built-in crypto instead of our hooks on OpenSSL
+#: (bindings/csrc/hooks.c), for comparison and as an escape hatch; unset or ``1``: the hooks.
+
+
+def crypto_hooks_wanted() -> bool:
+    """Whether a handle created now registers mongocrypt's crypto hooks (read from
+    :data:`_env.CRYPTO_HOOKS` each time; a handle reads it once, when it is created).
+
+    :raises ValueError: if the variable is set to anything but ``0`` or ``1``.
+    """
+    value = os.environ.get(_env.CRYPTO_HOOKS, "1").strip()
+    if value not in ("0", "1", ""):
+        raise ValueError(f"{_env.CRYPTO_HOOKS} must be 0 or 1, not {value!r}")
+    return value != "0"
+
+
+def crypto_in_use(hooks: Optional[bool] = None) -> str:
+    """Which cryptography a handle uses, in words (for the log and ``mongocrypt doctor``).
+
+    :param hooks: the handle's choice; None: what a handle created now would use.
+    """
+    if hooks is None:
+        try:
+            hooks = crypto_hooks_wanted()
+        except ValueError as exc:
+            return f"invalid setting: {exc}"
+    openssl = ffi.string(lib.mongocrypt_py_openssl_version()).decode()
+    if hooks:
+        return f"mongocrypt's crypto hooks on {openssl}"
+    return f"libmongocrypt's built-in crypto ({_env.CRYPTO_HOOKS}=0)"

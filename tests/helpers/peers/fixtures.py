@@ -1,6 +1,7 @@
 """Session fixtures for the real peers (loaded from tests/conftest.py as a pytest plugin).
 
-Each peer starts on first use, on a free 127.0.0.1 port, and stops at the end of the session:
+Each peer starts on first use, on a free 127.0.0.1 port, and stops at the end of the session
+(under ``MONGOCRYPT_PEER_PYTHON`` when set, else under this interpreter):
 - ``mongodb_uri``: SecantusDB, or the server ``MONGODB_URI`` names;
 - ``moto_kms``: moto's AWS KMS over TLS, with a key created for this run;
 - ``kmip_endpoint``: PyKMIP over TLS 1.2, client certificate required;
@@ -25,7 +26,10 @@ from .certs import TlsFiles, generate
 from .cloud_kms import CloudKmsMock
 from .process import Peer, free_port, port_open
 
-BIN = Path(sys.executable).parent
+# The Python (and its bin/) the peer processes run under: this one, or the one
+# MONGOCRYPT_PEER_PYTHON names (the emulated aarch64 run keeps its peers native and fast).
+PEER_PYTHON = os.environ.get("MONGOCRYPT_PEER_PYTHON", sys.executable)
+BIN = Path(PEER_PYTHON).parent
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +98,7 @@ def moto_kms(peers_dir: Path, tls: TlsFiles) -> Iterator[MotoKms]:
     peer = Peer(
         "moto",
         [
-            sys.executable,
+            PEER_PYTHON,
             "-m",
             "moto.server",
             "-H",
