@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,19 @@ SPEC_LOCAL_KEY = base64.b64decode(
 )
 DETERMINISTIC = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"
 RANDOM = "AEAD_AES_256_CBC_HMAC_SHA_512-Random"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A ``requirement`` marker may only name IDs of the checklist (tools/spec_coverage.py reads
+    the same markers to generate docs/spec-coverage.md)."""
+    checklist = (DATA / "requirements-checklist.md").read_text()
+    known = set(re.findall(r"^- (CSE-[A-Z]+-\d+) ", checklist, re.M))
+    for item in items:
+        for mark in item.iter_markers("requirement"):
+            unknown = sorted(set(mark.args) - known)
+            if unknown or not mark.args:
+                named = unknown or "(none given)"
+                raise pytest.UsageError(f"{item.nodeid}: requirement IDs {named} unknown")
 
 
 def load_json(relative: str) -> Any:

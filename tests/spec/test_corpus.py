@@ -40,8 +40,9 @@ def test_the_corpus_has_local_entries() -> None:
     assert len(LOCAL_ENTRIES) > 150
 
 
+@pytest.mark.requirement("CSE-AUTO-10")
 @pytest.mark.parametrize("name", LOCAL_ENTRIES)
-def test_corpus_entry(corpus_encrypter: ExplicitEncrypter, name: str) -> None:
+def test_prose_6_corpus_entry(corpus_encrypter: ExplicitEncrypter, name: str) -> None:
     entry: dict[str, Any] = ENCRYPTED[name]
     plain: dict[str, Any] = CORPUS[name]
     if not entry["allowed"]:

@@ -37,6 +37,7 @@ from pymongo.errors import (
     EncryptionError,
     OperationFailure,
     PyMongoError,
+    ServerSelectionTimeoutError,
     WriteError,
 )
 from pymongo.monitoring import (
@@ -189,6 +190,7 @@ def with_limits_doc(_id: str, unencrypted: str) -> dict[str, Any]:
     return {**LIMITS_DOC, "_id": _id, "unencrypted": unencrypted}
 
 
+@pytest.mark.requirement("CSE-SIZE-01", "CSE-SIZE-02", "CSE-SIZE-03")
 def test_prose_4_bson_size_limits_and_batch_splitting(
     mongodb_uri: str, limits: pymongo.MongoClient[Any]
 ) -> None:
@@ -258,6 +260,7 @@ def test_prose_4_bson_size_limits_and_batch_splitting(
     assert limits.db.coll.count_documents({}) == 7
 
 
+@pytest.mark.requirement("CSE-SIZE-04")
 def test_prose_4_bson_size_limits_max_write_batch_size(
     mongodb_uri: str, limits: pymongo.MongoClient[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -432,6 +435,17 @@ def wait_for(condition: Any, timeout: float = 5.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.requirement(
+    "CSE-AEO-02",
+    "CSE-AUTO-02",
+    "CSE-KVC-01",
+    "CSE-KVC-02",
+    "CSE-KVC-03",
+    "CSE-KVC-04",
+    "CSE-KVC-05",
+    "CSE-KVC-06",
+    "CSE-KVC-07",
+)
 @pytest.mark.parametrize("case", sorted(DEADLOCK_CASES), ids=lambda n: f"case_{n}")
 def test_prose_9_deadlock_tests(mongodb_uri: str, deadlock: DeadlockSetup, case: int) -> None:
     spec = DEADLOCK_CASES[case]
@@ -753,6 +767,7 @@ def insert_within_budget(
         return info.value, time.monotonic() - started
 
 
+@pytest.mark.requirement("CSE-CSOT-01", "CSE-CSOT-02")
 @pytest.mark.parametrize("budget", ["timeoutMS", "pymongo.timeout", "async timeoutMS"])
 def test_csot_auto_encryption_times_out_on_a_stalled_kms(
     mongodb_uri: str, kms_setup: Any, stalled_key: dict[str, Any], budget: str
@@ -780,6 +795,7 @@ def test_csot_auto_encryption_times_out_on_a_stalled_kms(
     assert stalled_key["plain"][stalled_key["db"]].people.count_documents({}) == 0
 
 
+@pytest.mark.requirement("CSE-KCB-05")
 def test_csot_auto_encryption_passes_the_remaining_timeout_to_kms_connect_callback(
     mongodb_uri: str, kms_setup: Any, stalled_key: dict[str, Any]
 ) -> None:
@@ -805,3 +821,149 @@ def test_csot_auto_encryption_passes_the_remaining_timeout_to_kms_connect_callba
     assert is_timeout(error), repr(getattr(error, "cause", error))
     assert elapsed < 4.0
     assert timeouts and all(0 < t <= 1.0 for t in timeouts), timeouts
+
+
+# --- Prose 3: External Key Vault ----------------------------------------------------------------
+
+
+@pytest.fixture
+def external_key(mongodb_uri: str) -> Iterator[pymongo.MongoClient[Any]]:
+    """Steps 1 and 2: db.coll dropped, keyvault.datakeys holding external-key.json."""
+    with pymongo.MongoClient(mongodb_uri) as client:
+        client.db.drop_collection("coll")
+        client.keyvault.drop_collection("datakeys")
+        client.keyvault.datakeys.with_options(write_concern=WriteConcern(w="majority")).insert_one(
+            SPEC_DATA_KEY
+        )
+        yield client
+        client.db.drop_collection("coll")
+        client.keyvault.drop_collection("datakeys")
+
+
+def authentication_failed(error: BaseException) -> bool:
+    """Whether the server's authentication failure (code 18) is ``error`` or behind it."""
+    seen: Optional[BaseException] = error
+    while seen is not None:
+        if isinstance(seen, OperationFailure) and seen.code == 18:
+            return True
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return False
+
+
+@pytest.mark.requirement("CSE-AEO-02")
+@pytest.mark.parametrize("with_external_key_vault", [False, True], ids=["internal", "external"])
+def test_prose_3_external_key_vault(
+    mongodb_uri: str, external_key: pymongo.MongoClient[Any], with_external_key_vault: bool
+) -> None:
+    host = mongodb_uri.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    with contextlib.ExitStack() as stack:
+        external = None
+        if with_external_key_vault:
+            # Even a server started without --auth refuses a user it does not know (code 18).
+            external = stack.enter_context(
+                pymongo.MongoClient(f"mongodb://fake-user:fake-pwd@{host}/")
+            )
+        client_encrypted = stack.enter_context(
+            pymongo.MongoClient(
+                mongodb_uri,
+                auto_encryption_opts=embedded_opts(
+                    key_vault_client=external, schema_map={"db.coll": EXTERNAL_SCHEMA}
+                ),
+            )
+        )
+        client_encryption = stack.enter_context(
+            ClientEncryption(LOCAL_PROVIDERS, KEYVAULT, external or external_key)
+        )
+        deterministic = EncryptOpts(Algorithm.DETERMINISTIC, key_id=SPEC_KEY_ID)
+        if with_external_key_vault:
+            with pytest.raises(Exception) as inserting:
+                client_encrypted.db.coll.insert_one({"encrypted": "test"})
+            assert authentication_failed(inserting.value), repr(inserting.value)
+            with pytest.raises(Exception) as encrypting:
+                client_encryption.encrypt("test", deterministic)
+            assert authentication_failed(encrypting.value), repr(encrypting.value)
+        else:
+            client_encrypted.db.coll.insert_one({"encrypted": "test"})
+            stored = external_key.db.coll.find_one()
+            assert stored is not None and isinstance(stored["encrypted"], Binary)
+            ciphertext = client_encryption.encrypt("test", deterministic)
+            assert ciphertext == stored["encrypted"]
+
+
+# --- Prose 5: Views Are Prohibited --------------------------------------------------------------
+
+
+@pytest.mark.requirement("CSE-AUTO-07", "CSE-AUTO-08")
+def test_prose_5_views_are_prohibited(mongodb_uri: str) -> None:
+    with pymongo.MongoClient(mongodb_uri) as client:
+        client.db.drop_collection("view")
+        client.db.command({"create": "view", "viewOn": "coll"})
+        try:
+            with (
+                pymongo.MongoClient(mongodb_uri, auto_encryption_opts=embedded_opts()) as encrypted,
+                pytest.raises(EncryptionError, match="cannot auto encrypt a view"),
+            ):
+                encrypted.db.view.insert_one({"x": 1})
+        finally:
+            client.db.drop_collection("view")
+
+
+# --- Prose 8: Bypass Spawning mongocryptd -------------------------------------------------------
+# Each case names our mongocryptd-compatible daemon as the spawn path, on a free port: had pymongo
+# spawned it, it would answer there. (The "via loading shared library" case needs crypt_shared.)
+
+CRYPTD_SCRIPT = str(Path(sys.executable).parent / "mongocrypt-cryptd")
+
+
+def assert_nothing_answers(port: int) -> None:
+    """Step 3: a handshake on the port fails with a server selection timeout."""
+    uri = f"mongodb://localhost:{port}/?serverSelectionTimeoutMS=1000"
+    with pymongo.MongoClient(uri) as probe, pytest.raises(ServerSelectionTimeoutError):
+        probe.admin.command("hello")
+
+
+def spawning_opts(port: int, pidfile: Path, **kwargs: Any) -> AutoEncryptionOpts:
+    return AutoEncryptionOpts(
+        LOCAL_PROVIDERS,
+        KEYVAULT,
+        query_analysis="mongocryptd",
+        mongocryptd_spawn_path=CRYPTD_SCRIPT,
+        mongocryptd_spawn_args=[f"--pidfilepath={pidfile}", f"--port={port}"],
+        **kwargs,
+    )
+
+
+@pytest.mark.requirement("CSE-XOPT-02", "CSE-CRYPTD-10")
+def test_prose_8_bypass_spawning_via_mongocryptd_bypass_spawn(
+    mongodb_uri: str, external_key: pymongo.MongoClient[Any], tmp_path: Path
+) -> None:
+    port = free_port()
+    opts = spawning_opts(
+        port,
+        tmp_path / "bypass-spawning-mongocryptd.pid",
+        schema_map={"db.coll": EXTERNAL_SCHEMA},
+        mongocryptd_bypass_spawn=True,
+        mongocryptd_uri=f"mongodb://localhost:{port}/?serverSelectionTimeoutMS=1000",
+    )
+    with (
+        pymongo.MongoClient(mongodb_uri, auto_encryption_opts=opts) as client_encrypted,
+        pytest.raises(EncryptionError) as raised,
+    ):
+        client_encrypted.db.coll.insert_one({"encrypted": "test"})
+    assert f"localhost:{port}" in str(raised.value)
+    assert_nothing_answers(port)
+    assert not (tmp_path / "bypass-spawning-mongocryptd.pid").exists()
+
+
+@pytest.mark.requirement("CSE-AEO-05", "CSE-CRYPTD-01")
+@pytest.mark.parametrize("bypass", ["bypass_auto_encryption", "bypass_query_analysis"])
+def test_prose_8_bypass_spawning_via_bypass_options(
+    mongodb_uri: str, external_key: pymongo.MongoClient[Any], tmp_path: Path, bypass: str
+) -> None:
+    port = free_port()
+    opts = spawning_opts(port, tmp_path / "bypass-spawning-mongocryptd.pid", **{bypass: True})
+    with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=opts) as client_encrypted:
+        client_encrypted.db.coll.insert_one({"unencrypted": "test"})
+    assert external_key.db.coll.find_one({}, {"_id": 0}) == {"unencrypted": "test"}
+    assert_nothing_answers(port)
+    assert not (tmp_path / "bypass-spawning-mongocryptd.pid").exists()

@@ -154,6 +154,7 @@ def server_info(internal_client: MongoClient[Any]) -> ServerInfo:
     return ServerInfo.probe(internal_client)
 
 
+@pytest.mark.requirement("CSE-AUTO-02", "CSE-TEST-02")
 @pytest.mark.parametrize(("name", "description"), list(_cases()))
 def test_unified(name: str, description: str, request: pytest.FixtureRequest) -> None:
     key = (name, description)

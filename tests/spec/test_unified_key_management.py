@@ -125,6 +125,7 @@ def server_info(internal_client: MongoClient[Any]) -> ServerInfo:
     return ServerInfo.probe(internal_client)
 
 
+@pytest.mark.requirement("CSE-TEST-07")
 @pytest.mark.parametrize(("name", "description"), list(_cases()))
 def test_unified(
     name: str,

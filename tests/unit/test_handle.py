@@ -14,6 +14,7 @@ from mongocrypt import MongoCryptClosedError, MongoCryptError
 from mongocrypt.engine import ExplicitEncryptOptions, MongoCrypt, MongoCryptOptions, State
 
 
+@pytest.mark.requirement("CSE-API-05", "CSE-KMS-05")
 @pytest.mark.parametrize(
     ("providers", "text"),
     [
@@ -35,6 +36,7 @@ def test_malformed_schema_map_bson() -> None:
         )
 
 
+@pytest.mark.requirement("CSE-API-05", "CSE-KMS-01", "CSE-LMC-15", "CSE-SHL-04", "CSE-SHL-07")
 def test_every_provider_type_and_named_providers_are_accepted() -> None:
     providers = {
         "local": {"key": os.urandom(96)},
@@ -50,6 +52,7 @@ def test_every_provider_type_and_named_providers_are_accepted() -> None:
         assert crypt.crypt_shared_lib_version is None
 
 
+@pytest.mark.requirement("CSE-SHL-04", "CSE-XOPT-06")
 def test_crypt_shared_required_but_absent() -> None:
     options = MongoCryptOptions(
         {"local": {"key": os.urandom(96)}},
@@ -60,6 +63,7 @@ def test_crypt_shared_required_but_absent() -> None:
         MongoCrypt(options)
 
 
+@pytest.mark.requirement("CSE-LMC-15", "CSE-SHL-01", "CSE-SHL-05", "CSE-XOPT-05", "CSE-XOPT-07")
 def test_crypt_shared_path_override_is_passed_through(tmp_path: Path) -> None:
     """libmongocrypt itself reports the override it could not load (we do not validate it)."""
     path = tmp_path / "missing" / "mongo_crypt_v1.so"
@@ -79,6 +83,7 @@ def test_closed_handle_refuses_new_contexts() -> None:
         crypt.crypt_shared_lib_version  # noqa: B018
 
 
+@pytest.mark.requirement("CSE-LMC-17")
 def test_open_context_outlives_its_closed_handle(local_key: bytes) -> None:
     """Closing the handle while a context is open must not free memory the context uses."""
     from mongocrypt.dropin.synchronous import ExplicitEncrypter
