@@ -10,6 +10,7 @@ import os
 import signal
 import stat
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any, Optional
 
 import pymongo
 import pytest
+from pymongo.errors import EncryptionError
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from helpers.peers.process import free_port, port_open
@@ -165,3 +167,20 @@ def test_spawn_command_line_always_has_an_idle_timeout(
         mongocryptd_spawn_args=[f"--port={port}", *args],
     )
     assert mongocryptd_on_path.lines("argv") == [f"--port={port}", *idle]
+
+
+@pytest.mark.requirement("CSE-CRYPTD-06")
+def test_mongocryptd_client_selects_servers_for_10_seconds(
+    mongodb_uri: str, encrypted_namespace: dict[str, Any]
+) -> None:
+    """A mongocryptd_uri without serverSelectionTimeoutMS: the hidden client gives up after 10 s,
+    not after pymongo's usual 30 s (nothing listens; spawning is bypassed, so no retry)."""
+    started = time.monotonic()
+    with pytest.raises(EncryptionError, match="Timeout"):
+        insert_secret(
+            mongodb_uri,
+            encrypted_namespace,
+            mongocryptd_uri=f"mongodb://localhost:{free_port()}",
+            mongocryptd_bypass_spawn=True,
+        )
+    assert 9.5 < time.monotonic() - started < 20

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import pymongo
 import pytest
 
 from .certs import TlsFiles, generate
@@ -38,16 +39,12 @@ def tls(peers_dir: Path) -> TlsFiles:
     return generate(peers_dir / "tls")
 
 
-@pytest.fixture(scope="session")
-def mongodb_uri(peers_dir: Path) -> Iterator[str]:
-    uri = os.environ.get("MONGODB_URI")
-    if uri:
-        yield uri
-        return
-    port = free_port()
-    config = peers_dir / "secantusd.toml"
+def start_secantusd(directory: Path, port: int, *flags: str) -> Peer:
+    """A SecantusDB on 127.0.0.1:``port`` keeping its data and log under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "secantusd.toml"
     config.write_text("")  # an explicit empty config: no auto-discovery of the user's files
-    peer = Peer(
+    return Peer(
         "SecantusDB",
         [
             str(BIN / "secantusd-py"),
@@ -58,13 +55,41 @@ def mongodb_uri(peers_dir: Path) -> Iterator[str]:
             "--port",
             str(port),
             "--storage-path",
-            str(peers_dir / "secantus-data"),
+            str(directory / "secantus-data"),
             "--standalone",
+            *flags,
         ],
-        peers_dir / "secantusd.log",
+        directory / "secantusd.log",
         ready=lambda: port_open(port),
     )
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri(peers_dir: Path) -> Iterator[str]:
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        yield uri
+        return
+    port = free_port()
+    peer = start_secantusd(peers_dir, port)
     yield f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=10000"
+    peer.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_mongodb_uri(peers_dir: Path) -> Iterator[str]:
+    """A SecantusDB started with --auth, and a URI that authenticates as its one (root) user:
+    the user is created on a first start without auth, as SecantusDB documents."""
+    directory = peers_dir / "secantus-auth"
+    port = free_port()
+    with_no_auth = start_secantusd(directory, port)
+    try:
+        with pymongo.MongoClient(f"mongodb://127.0.0.1:{port}/") as client:
+            client.admin.command("createUser", "spec-user", pwd="spec-pwd", roles=["root"])
+    finally:
+        with_no_auth.stop()
+    peer = start_secantusd(directory, port, "--auth")
+    yield f"mongodb://spec-user:spec-pwd@127.0.0.1:{port}/?authSource=admin"
     peer.stop()
 
 
