@@ -12,6 +12,7 @@ from typing import Any
 import pymongo
 import pytest
 from bson import Binary
+from pymongo.errors import EncryptionError
 
 from helpers.peers.http_fake import FakeServer
 from mongocrypt import (
@@ -25,6 +26,7 @@ from mongocrypt import (
     RangeOpts,
     RewrapManyDataKeyOpts,
 )
+from mongocrypt.auto_encryption import AutoEncryptionOpts
 
 SPEC_MASTER_KEYS: dict[str, Any] = {
     "aws": {
@@ -107,30 +109,77 @@ def test_prose_1_custom_key_material(spec_ce: ClientEncryption, keyvault: Any) -
     )
 
 
+#: Prose 2's schema map: a random-encrypted field, its key named by the document (a JSON pointer).
+PLACEHOLDER_SCHEMA = {
+    "bsonType": "object",
+    "properties": {
+        "encrypted_placeholder": {
+            "encrypt": {
+                "keyId": "/placeholder",
+                "bsonType": "string",
+                "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random",
+            }
+        }
+    },
+}
+
+
+@pytest.fixture
+def client_encrypted(
+    mongodb_uri: str,
+    keyvault: Any,
+    spec_kms_providers: Any,
+    spec_kms_tls_options: Any,
+    redirect_kms: Any,
+) -> Iterator[pymongo.MongoClient[Any]]:
+    """Prose 2's auto-encrypting client (the embedded analyzer), ``db.coll`` dropped around it."""
+    keyvault[0].db.drop_collection("coll")
+    opts = AutoEncryptionOpts(
+        spec_kms_providers,
+        "keyvault.datakeys",
+        schema_map={"db.coll": PLACEHOLDER_SCHEMA},
+        kms_tls_options=spec_kms_tls_options,
+        kms_connect_callback=redirect_kms,
+        query_analysis="embedded",
+    )
+    with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=opts) as client:
+        yield client
+    keyvault[0].db.drop_collection("coll")
+
+
 @pytest.mark.requirement("CSE-CE-02", "CSE-DK-07")
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_prose_2_data_key_and_double_encryption_explicit_steps(
-    spec_ce: ClientEncryption, keyvault: Any, provider: str
+def test_prose_2_data_key_and_double_encryption(
+    spec_ce: ClientEncryption,
+    keyvault: Any,
+    client_encrypted: pymongo.MongoClient[Any],
+    provider: str,
 ) -> None:
-    """Steps 1-3 and the explicit encryption of prose test 2; its automatic-encryption steps need
-    query analysis and are not run here."""
     commands = keyvault[1]
     commands.events.clear()
     key_id = spec_ce.create_data_key(
         provider, DataKeyOpts(SPEC_MASTER_KEYS[provider], key_alt_names=[f"{provider}_altname"])
     )
+    assert key_id.subtype == 4
     insert = next(e for e in commands.events if e.command_name == "insert")
     assert insert.command["writeConcern"] == {"w": "majority"}
-    assert [k["_id"] for k in keyvault[0].keyvault.datakeys.find({"_id": key_id})] == [key_id]
-    by_id = spec_ce.encrypt(
+    keys = list(keyvault[0].keyvault.datakeys.find({"_id": key_id}))
+    assert [k["masterKey"]["provider"] for k in keys] == [provider]
+    encrypted = spec_ce.encrypt(
         f"hello {provider}", EncryptOpts(Algorithm.DETERMINISTIC, key_id=key_id)
     )
+    assert encrypted.subtype == 6
+    client_encrypted.db.coll.insert_one({"_id": provider, "value": encrypted})
+    found = client_encrypted.db.coll.find_one({"_id": provider})
+    assert found is not None and found["value"] == f"hello {provider}"
     by_name = spec_ce.encrypt(
         f"hello {provider}",
         EncryptOpts(Algorithm.DETERMINISTIC, key_alt_name=f"{provider}_altname"),
     )
-    assert by_id.subtype == 6 and by_id == by_name
-    assert spec_ce.decrypt(by_id) == f"hello {provider}"
+    assert by_name == encrypted
+    # Step 4: automatically encrypting a value that is already encrypted is refused.
+    with pytest.raises(EncryptionError, match="Cannot encrypt element of type: encrypted binary"):
+        client_encrypted.db.coll.insert_one({"encrypted_placeholder": encrypted})
 
 
 CUSTOM_ENDPOINT_CASES = {
