@@ -16,7 +16,7 @@ from bson import Binary
 from pymongo.errors import EncryptionError
 
 from helpers.peers.http_proxy import ConnectProxy
-from mongocrypt import Algorithm, ClientEncryption, DataKeyOpts, EncryptOpts
+from mongocrypt import Algorithm, ClientEncryption, DataKeyOpts, EncryptOpts, MongoCryptError
 from mongocrypt.auto_encryption import AutoEncryptionOpts
 from mongocrypt.events import EncryptionEventListener, KeyVaultOperationStarted, KmsRequestSucceeded
 from mongocrypt.io.proxy import HttpProxyConnect
@@ -99,7 +99,6 @@ def test_options_fail_early(kwargs: dict[str, Any], error: type, text: str) -> N
     assert text in str(info.value)
 
 
-@pytest.mark.requirement("CSE-AEO-08", "CSE-API-06")
 def test_query_analysis_modes_set_pymongos_options() -> None:
     providers = {"local": {"key": b"k" * 96}}
     assert AutoEncryptionOpts(providers, "kv.keys", query_analysis="none")._bypass_query_analysis
@@ -379,4 +378,31 @@ def test_each_client_and_client_encryption_keeps_its_own_key_cache(mongodb_uri: 
         with ClientEncryption(providers, f"{database}.keys", explicit_kv) as other:
             assert other.decrypt(ciphertext) == "x"
         assert key_finds(explicit_vault) == 2
+        plain.drop_database(database)
+
+
+@pytest.mark.requirement("CSE-ERR-03", "CSE-LMC-06")
+def test_libmongocrypt_errors_reach_the_user_as_encryption_errors(mongodb_uri: str) -> None:
+    """A ciphertext whose HMAC does not verify: ClientEncryption raises MongoCryptError, and an
+    auto-decrypting MongoClient raises pymongo's EncryptionError around it, both with
+    libmongocrypt's message."""
+    database = f"errors_{uuid.uuid4().hex[:6]}"
+    providers = {"local": {"key": b"\x03" * 96}}
+    with (
+        pymongo.MongoClient(mongodb_uri) as plain,
+        ClientEncryption(providers, f"{database}.keys", plain) as ce,
+    ):
+        key_id = ce.create_data_key("local")
+        ciphertext = ce.encrypt("x", EncryptOpts(Algorithm.RANDOM, key_id=key_id))
+        tampered = Binary(ciphertext[:-1] + bytes([ciphertext[-1] ^ 1]), 6)
+        with pytest.raises(MongoCryptError, match="HMAC validation failure"):
+            ce.decrypt(tampered)
+        plain[database].coll.insert_one({"v": tampered})
+        decrypting = AutoEncryptionOpts(providers, f"{database}.keys", bypass_auto_encryption=True)
+        with (
+            pymongo.MongoClient(mongodb_uri, auto_encryption_opts=decrypting) as auto,
+            pytest.raises(EncryptionError, match="HMAC validation failure") as raised,
+        ):
+            auto[database].coll.find_one()
+        assert isinstance(raised.value.cause, MongoCryptError)
         plain.drop_database(database)

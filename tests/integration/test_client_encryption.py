@@ -142,6 +142,11 @@ def opts(kms_setup: Any, provider: str, **extra: Any) -> DataKeyOpts:
             "Insecure TLS options prohibited: tlsAllowInvalidHostnames",
         ),
         (
+            {"kms_tls_options": {"aws": {"tlsAllowInvalidCertificates": True}}},
+            ValueError,
+            "Insecure TLS options prohibited: tlsAllowInvalidCertificates",
+        ),
+        (
             {"kms_tls_options": {"aws": {"tlsDisableCertificateRevocationCheck": True}}},
             ValueError,
             "Insecure TLS options prohibited",
@@ -711,3 +716,16 @@ def test_key_management_creates_no_index(client: pymongo.MongoClient[Any], kms_s
         assert [index["name"] for index in client[name].keys.list_indexes()] == ["_id_"]
     finally:
         client.drop_database(name)
+
+
+@pytest.mark.requirement("CSE-DK-09")
+def test_rewrap_master_key_must_suit_the_provider(ce: ClientEncryption, kms_setup: Any) -> None:
+    """A masterKey for a local provider is refused, and so is one lacking the provider's fields;
+    the keys are left as they were."""
+    key_id = ce.create_data_key("local")
+    before = ce.get_key(key_id)
+    with pytest.raises(MongoCryptError, match="Unexpected field: 'key'"):
+        ce.rewrap_many_data_key({}, RewrapManyDataKeyOpts("local", {"key": "x"}))
+    with pytest.raises(MongoCryptError, match="expected UTF-8 key"):  # aws needs "key"
+        ce.rewrap_many_data_key({}, RewrapManyDataKeyOpts("aws", {"region": "us-east-1"}))
+    assert ce.get_key(key_id) == before

@@ -184,3 +184,24 @@ def test_mongocryptd_client_selects_servers_for_10_seconds(
             mongocryptd_bypass_spawn=True,
         )
     assert 9.5 < time.monotonic() - started < 20
+
+
+@pytest.mark.requirement("CSE-CRYPTD-01", "CSE-CRYPTD-02")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # pymongo leaks its half-built client
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_crypt_shared_required_never_spawns_mongocryptd(
+    mongodb_uri: str, encrypted_namespace: dict[str, Any], mongocryptd_on_path: Spawned
+) -> None:
+    """With crypt_shared required (and absent here), the client fails, and no mongocryptd, though
+    one is on PATH, was started for it."""
+    port = free_port()
+    with pytest.raises(Exception, match="crypt_shared"):
+        insert_secret(
+            mongodb_uri,
+            encrypted_namespace,
+            crypt_shared_lib_required=True,
+            mongocryptd_uri=f"mongodb://localhost:{port}",
+            mongocryptd_spawn_args=[f"--port={port}"],
+        )
+    assert not (mongocryptd_on_path.directory / "pid").exists()
+    assert not port_open(port)

@@ -923,17 +923,17 @@ def assert_nothing_answers(port: int) -> None:
 
 
 def spawning_opts(port: int, pidfile: Path, **kwargs: Any) -> AutoEncryptionOpts:
+    kwargs.setdefault("query_analysis", "mongocryptd")
     return AutoEncryptionOpts(
         LOCAL_PROVIDERS,
         KEYVAULT,
-        query_analysis="mongocryptd",
         mongocryptd_spawn_path=CRYPTD_SCRIPT,
         mongocryptd_spawn_args=[f"--pidfilepath={pidfile}", f"--port={port}"],
         **kwargs,
     )
 
 
-@pytest.mark.requirement("CSE-XOPT-02", "CSE-CRYPTD-10")
+@pytest.mark.requirement("CSE-CRYPTD-01", "CSE-CRYPTD-10", "CSE-XOPT-02")
 def test_prose_8_bypass_spawning_via_mongocryptd_bypass_spawn(
     mongodb_uri: str, external_key: pymongo.MongoClient[Any], tmp_path: Path
 ) -> None:
@@ -955,15 +955,31 @@ def test_prose_8_bypass_spawning_via_mongocryptd_bypass_spawn(
     assert not (tmp_path / "bypass-spawning-mongocryptd.pid").exists()
 
 
-@pytest.mark.requirement("CSE-AEO-05", "CSE-CRYPTD-01")
-@pytest.mark.parametrize("bypass", ["bypass_auto_encryption", "bypass_query_analysis"])
+@pytest.mark.requirement("CSE-AEO-05", "CSE-AEO-08", "CSE-CRYPTD-01")
+@pytest.mark.parametrize(
+    "bypass",
+    [
+        {"bypass_auto_encryption": True},
+        {"bypass_query_analysis": True},
+        {"query_analysis": "none"},  # mongocrypt's name for bypass_query_analysis
+    ],
+    ids=["bypass_auto_encryption", "bypass_query_analysis", "query_analysis_none"],
+)
 def test_prose_8_bypass_spawning_via_bypass_options(
-    mongodb_uri: str, external_key: pymongo.MongoClient[Any], tmp_path: Path, bypass: str
+    mongodb_uri: str, external_key: pymongo.MongoClient[Any], tmp_path: Path, bypass: Any
 ) -> None:
+    """The spec's steps, then: replies are still decrypted."""
     port = free_port()
-    opts = spawning_opts(port, tmp_path / "bypass-spawning-mongocryptd.pid", **{bypass: True})
+    opts = spawning_opts(port, tmp_path / "bypass-spawning-mongocryptd.pid", **bypass)
+    with ClientEncryption(LOCAL_PROVIDERS, KEYVAULT, external_key) as client_encryption:
+        ciphertext = client_encryption.encrypt(
+            "test", EncryptOpts(Algorithm.DETERMINISTIC, key_id=SPEC_KEY_ID)
+        )
     with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=opts) as client_encrypted:
-        client_encrypted.db.coll.insert_one({"unencrypted": "test"})
-    assert external_key.db.coll.find_one({}, {"_id": 0}) == {"unencrypted": "test"}
+        client_encrypted.db.coll.insert_one({"_id": 1, "unencrypted": "test"})
+        external_key.db.coll.insert_one({"_id": 2, "encrypted": ciphertext})
+        decrypted = client_encrypted.db.coll.find_one({"_id": 2})
+    assert external_key.db.coll.find_one({"_id": 1}) == {"_id": 1, "unencrypted": "test"}
+    assert decrypted == {"_id": 2, "encrypted": "test"}
     assert_nothing_answers(port)
     assert not (tmp_path / "bypass-spawning-mongocryptd.pid").exists()

@@ -16,7 +16,6 @@ from mongocrypt.errors import MongoCryptClosedError, MongoCryptKmsError
 from mongocrypt.io.memory import InMemoryIO
 
 
-@pytest.mark.requirement("CSE-ERR-03", "CSE-LMC-06")
 def test_error_tree() -> None:
     assert issubclass(MongoCryptKmsError, MongoCryptError)
     assert issubclass(MongoCryptClosedError, MongoCryptError)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gc
 import os
 from pathlib import Path
@@ -11,10 +12,12 @@ import pytest
 
 from conftest import RANDOM, unv, v
 from mongocrypt import MongoCryptClosedError, MongoCryptError
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
 from mongocrypt.engine import ExplicitEncryptOptions, MongoCrypt, MongoCryptOptions, State
+from mongocrypt.io.memory import InMemoryIO
 
 
-@pytest.mark.requirement("CSE-API-05", "CSE-KMS-05")
+@pytest.mark.requirement("CSE-API-05")
 @pytest.mark.parametrize(
     ("providers", "text"),
     [
@@ -165,3 +168,25 @@ def test_every_handle_and_context_is_released_on_error_paths(local_key: bytes) -
     del crypt, ctx
     gc.collect()
     assert live_objects() == before
+
+
+@pytest.mark.requirement("CSE-KMS-05")
+def test_local_key_may_be_a_base64_string(local_key: bytes) -> None:
+    """The string is decoded: a key created under it unwraps under the same 96 bytes given raw."""
+    as_text = base64.b64encode(local_key).decode()
+    memory_io = InMemoryIO()
+    encrypters = [
+        ExplicitEncrypter(
+            memory_io, MongoCryptOptions({"local": {"key": key}}, bypass_encryption=True)
+        )
+        for key in (as_text, local_key)
+    ]
+    try:
+        key_id = encrypters[0].create_data_key("local")
+        ciphertext = encrypters[0].encrypt(v("x"), RANDOM, key_id=key_id)
+        assert unv(encrypters[1].decrypt(ciphertext)) == "x"
+    finally:
+        for encrypter in encrypters:
+            encrypter.close()
+    with pytest.raises(MongoCryptError, match="local key must be 96 bytes"):
+        MongoCrypt(MongoCryptOptions({"local": {"key": as_text[:-8]}}, bypass_encryption=True))
