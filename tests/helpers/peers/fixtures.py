@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pymongo
+import pymongo.errors
 import pytest
 
 from .certs import TlsFiles, generate
@@ -91,6 +92,34 @@ def auth_mongodb_uri(peers_dir: Path) -> Iterator[str]:
     peer = start_secantusd(directory, port, "--auth")
     yield f"mongodb://spec-user:spec-pwd@127.0.0.1:{port}/?authSource=admin"
     peer.stop()
+
+
+def _takes_fail_points(uri: str) -> bool:
+    with pymongo.MongoClient(uri) as probe:
+        try:
+            probe.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+        except pymongo.errors.OperationFailure as exc:
+            if exc.code != 59:  # CommandNotFound
+                raise
+            return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def failpoint_uri(mongodb_uri: str, peers_dir: Path) -> Iterator[str]:
+    """A server that takes ``configureFailPoint``: the session's if it does, else a SecantusDB of
+    our own started with --enable-test-commands (the session's is started without it)."""
+    if _takes_fail_points(mongodb_uri):
+        yield mongodb_uri
+        return
+    port = free_port()
+    peer = start_secantusd(peers_dir / "secantus-test-commands", port, "--enable-test-commands")
+    try:
+        uri = f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=10000"
+        assert _takes_fail_points(uri), "SecantusDB --enable-test-commands lacks configureFailPoint"
+        yield uri
+    finally:
+        peer.stop()
 
 
 @dataclass(frozen=True)
