@@ -140,10 +140,22 @@ def test_recorded_reply_unwraps_the_spec_aws_key() -> None:
     assert len(_recorded_plaintext()) == 96
 
 
+#: Files whose tests set fail points, run against a server that takes configureFailPoint.
+NEEDS_FAIL_POINTS = {"timeoutMS.json"}
+
+
 @pytest.fixture(scope="module")
 def internal_client(mongodb_uri: str) -> Iterator[MongoClient[Any]]:
     """The runner's internal client: initialData and outcome go through it."""
     client: MongoClient[Any] = MongoClient(mongodb_uri)
+    with client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def failpoint_internal_client(failpoint_uri: str) -> Iterator[MongoClient[Any]]:
+    """The internal client of the files in NEEDS_FAIL_POINTS."""
+    client: MongoClient[Any] = MongoClient(failpoint_uri)
     with client:
         yield client
 
@@ -161,12 +173,16 @@ def test_unified(name: str, description: str, request: pytest.FixtureRequest) ->
     reason = AUTO_SKIPS.get(key)
     if reason:
         pytest.skip(reason)
-    uri: str = request.getfixturevalue("mongodb_uri")
+    fail_points = name in NEEDS_FAIL_POINTS
+    uri: str = request.getfixturevalue("failpoint_uri" if fail_points else "mongodb_uri")
+    internal: MongoClient[Any] = request.getfixturevalue(
+        "failpoint_internal_client" if fail_points else "internal_client"
+    )
     runner = Runner(
         load(name),
         uri,
-        request.getfixturevalue("internal_client"),
-        request.getfixturevalue("server_info"),
+        internal,
+        ServerInfo.probe(internal) if fail_points else request.getfixturevalue("server_info"),
         request.getfixturevalue,
         known_key_material=known_key_material(),
         validator_independent=key in VALIDATOR_INDEPENDENT,
