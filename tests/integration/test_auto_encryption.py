@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,15 @@ from bson import Binary
 from pymongo.errors import EncryptionError
 
 from helpers.peers.http_proxy import ConnectProxy
-from mongocrypt import Algorithm, ClientEncryption, DataKeyOpts, EncryptOpts, MongoCryptError
+from helpers.peers.process import free_port
+from mongocrypt import (
+    Algorithm,
+    ClientEncryption,
+    DataKeyOpts,
+    EncryptOpts,
+    MongoCryptError,
+    cryptd,
+)
 from mongocrypt.auto_encryption import AutoEncryptionOpts
 from mongocrypt.events import EncryptionEventListener, KeyVaultOperationStarted, KmsRequestSucceeded
 from mongocrypt.io.proxy import HttpProxyConnect
@@ -406,3 +415,40 @@ def test_libmongocrypt_errors_reach_the_user_as_encryption_errors(mongodb_uri: s
             auto[database].coll.find_one()
         assert isinstance(raised.value.cause, MongoCryptError)
         plain.drop_database(database)
+
+
+@pytest.mark.requirement("CSE-QE-04")
+@pytest.mark.parametrize("max_wire_version", [20, 21])
+def test_queryable_encryption_create_checks_the_wire_version_first(
+    monkeypatch: pytest.MonkeyPatch, max_wire_version: int
+) -> None:
+    """Step (a) of the create helper: a server whose maxWireVersion is below 21 is refused with
+    the spec's message before any collection is created; from 21 on the helper goes ahead. The
+    server is our mongocryptd-compatible daemon answering hello with that wire version."""
+    monkeypatch.setattr(cryptd, "MAX_WIRE_VERSION", max_wire_version)
+    port = free_port()
+    ready = threading.Event()
+    threading.Thread(target=cryptd.serve, args=("127.0.0.1", port, 3.0, ready), daemon=True).start()
+    assert ready.wait(5)
+    options = AutoEncryptionOpts(
+        {"local": {"key": b"\x01" * 96}},
+        "kv.keys",
+        encrypted_fields_map={"db.people": _qe_fields()},
+        query_analysis="none",
+    )
+    commands = Commands()
+    with pymongo.MongoClient(
+        f"mongodb://127.0.0.1:{port}/", auto_encryption_opts=options, event_listeners=[commands]
+    ) as client:
+        if max_wire_version < 21:
+            with pytest.raises(pymongo.errors.ConfigurationError) as raised:
+                client.db.create_collection("people", check_exists=False)
+            assert str(raised.value).startswith(
+                "Driver support of Queryable Encryption is incompatible with server. "
+                "Upgrade server to use Queryable Encryption."
+            )
+        else:
+            with contextlib.suppress(pymongo.errors.PyMongoError):  # the daemon creates nothing
+                client.db.create_collection("people", check_exists=False)
+    creates = [c["create"] for c in _started(commands, "create")]
+    assert creates == ([] if max_wire_version < 21 else ["enxcol_.people.esc"])
