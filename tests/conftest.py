@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -57,6 +58,17 @@ def load_http_reply(relative: str) -> bytes:
     parser) needs CRLF in the status line and headers, so the head is converted, not the body."""
     head, _, body = load_bytes(relative).partition(b"\n\n")
     return head.replace(b"\n", b"\r\n") + b"\r\n\r\n" + body
+
+
+#: libmongocrypt's recorded AWS Decrypt reply of the keyMaterial the spec's AWS data keys share
+#: (unified files, corpus-key-aws.json).
+AWS_DECRYPT_REPLY = "libmongocrypt/kms-aws/decrypt-response.txt"
+
+
+def recorded_aws_plaintext() -> bytes:
+    """The data key inside the spec's AWS-wrapped keyMaterial, from the recorded reply."""
+    body = (DATA / AWS_DECRYPT_REPLY).read_text().split("\n\n", 1)[1]
+    return base64.b64decode(json.loads(body)["Plaintext"])
 
 
 def v(value: Any) -> bytes:

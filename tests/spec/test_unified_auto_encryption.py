@@ -20,7 +20,6 @@ server-side Queryable Encryption. Cases that cannot pass here are skipped with t
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +27,7 @@ import bson
 import pytest
 from pymongo import MongoClient
 
-from conftest import DATA, load_http_reply
+from conftest import AWS_DECRYPT_REPLY, load_http_reply, recorded_aws_plaintext
 from helpers.unified.runner import Runner, ServerInfo, descriptions, load
 from helpers.unified.skips import AUTO_SKIPS, AUTO_XFAILS, VALIDATOR_INDEPENDENT
 from mongocrypt.dropin.synchronous import ExplicitEncrypter
@@ -85,18 +84,11 @@ SPEC_AWS_KEY_MATERIAL = base64.b64decode(
     "e5lv5THTl0HIbhSwM6EqRlmBiFFatmEWaeMk4tO4xBX65eq670I5TWPSLMzpp8ncGHMmvHqRajNBnmFtbYxN3E3/Wjxm"
     "dbOOe+OXpnGJPcGsftc7cB2shRfA4lICPnE26+oVNXT6p0Lo20nY5XC7jyCO"
 )
-#: The recorded AWS Decrypt reply of that keyMaterial.
-AWS_DECRYPT_REPLY = "libmongocrypt/kms-aws/decrypt-response.txt"
-
-
-def _recorded_plaintext() -> bytes:
-    body = (DATA / AWS_DECRYPT_REPLY).read_text().split("\n\n", 1)[1]
-    return base64.b64decode(json.loads(body)["Plaintext"])
 
 
 def known_key_material() -> dict[bytes, bytes]:
     """Cloud-wrapped keyMaterial of the spec -> the data key, as far as recordings tell."""
-    return {SPEC_AWS_KEY_MATERIAL: _recorded_plaintext()}
+    return {SPEC_AWS_KEY_MATERIAL: recorded_aws_plaintext()}
 
 
 def _cases() -> Iterator[Any]:
@@ -137,7 +129,7 @@ def test_recorded_reply_unwraps_the_spec_aws_key() -> None:
         assert bson.decode(encrypter.decrypt(bson.encode({"v": ciphertext})))["v"] == "string0"
     finally:
         encrypter.close()
-    assert len(_recorded_plaintext()) == 96
+    assert len(recorded_aws_plaintext()) == 96
 
 
 #: Files whose tests set fail points, run against a server that takes configureFailPoint.
