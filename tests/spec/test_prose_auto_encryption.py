@@ -892,7 +892,7 @@ def test_prose_3_external_key_vault(
 # --- Prose 5: Views Are Prohibited --------------------------------------------------------------
 
 
-@pytest.mark.requirement("CSE-AUTO-07", "CSE-AUTO-08")
+@pytest.mark.requirement("CSE-AUTO-07")
 def test_prose_5_views_are_prohibited(mongodb_uri: str) -> None:
     with pymongo.MongoClient(mongodb_uri) as client:
         client.db.drop_collection("view")
