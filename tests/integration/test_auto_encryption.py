@@ -452,3 +452,47 @@ def test_queryable_encryption_create_checks_the_wire_version_first(
                 client.db.create_collection("people", check_exists=False)
     creates = [c["create"] for c in _started(commands, "create")]
     assert creates == ([] if max_wire_version < 21 else ["enxcol_.people.esc"])
+
+
+@pytest.mark.requirement("CSE-API-06")
+def test_extra_options_is_an_open_map(mongodb_uri: str, tmp_path: Any) -> None:
+    """The spec's extraOptions keys configure mongocryptd (here: where to spawn it, on which port,
+    and that spawning is bypassed, so the insert fails on that port and nothing was spawned);
+    a key this version does not know is accepted; a key given twice is refused."""
+    port = free_port()
+    known = {
+        "mongocryptdURI": f"mongodb://localhost:{port}",
+        "mongocryptdBypassSpawn": True,
+        "mongocryptdSpawnArgs": [f"--port={port}", f"--pidfilepath={tmp_path / 'pid'}"],
+        "someFutureOption": {"any": "value"},
+    }
+    schema = {
+        "bsonType": "object",
+        "properties": {
+            "x": {
+                "encrypt": {"keyId": [Binary(uuid.uuid4().bytes, 4)], "algorithm": Algorithm.RANDOM}
+            }
+        },
+    }
+    options = AutoEncryptionOpts(
+        {"local": {"key": b"\x01" * 96}},
+        "kv.keys",
+        schema_map={"db.coll": schema},
+        query_analysis="mongocryptd",
+        extra_options=known,
+    )
+    with (
+        pymongo.MongoClient(mongodb_uri, auto_encryption_opts=options, timeoutMS=1000) as client,
+        pytest.raises(EncryptionError, match=f"localhost:{port}"),
+    ):
+        client.db.coll.insert_one({"x": 1})
+    assert not (tmp_path / "pid").exists()
+    with pytest.raises(ValueError, match=r"mongocryptd_uri and extra_options\['mongocryptdURI'\]"):
+        AutoEncryptionOpts(
+            {"local": {"key": b"\x01" * 96}},
+            "kv.keys",
+            mongocryptd_uri="mongodb://localhost:1",
+            extra_options={"mongocryptdURI": "mongodb://localhost:2"},
+        )
+    with pytest.raises(TypeError, match="extra_options must be a mapping, not list"):
+        AutoEncryptionOpts({"local": {"key": b"\x01" * 96}}, "kv.keys", extra_options=[])  # type: ignore[arg-type]
