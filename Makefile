@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# The older pinned libmongocrypt, built and tested in a venv of its own.
+# The oldest supported libmongocrypt (1.13), built and tested in a venv of its own as a system
+# library through pkg-config (MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT=1), the way packagers build.
 FALLBACK_VENDOR := vendor/libmongocrypt-fallback
 FALLBACK_VENV := .venv-fallback
 # The pymongo versions the drop-in facade is tested with: the current release and the oldest we claim.
@@ -76,13 +77,16 @@ docs: build spec-coverage
 pytest: build
 	$(PY) -m pytest
 
+FALLBACK_BUILD_ENV := MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT=1 \
+	PKG_CONFIG_PATH=$(CURDIR)/$(FALLBACK_VENDOR)/lib/pkgconfig
+
 test-fallback: $(FALLBACK_VENDOR)/pins.json $(BUILD_INPUTS) | deps
+	@command -v pkg-config >/dev/null || { echo "test-fallback needs pkg-config (apt-get install pkgconf)"; exit 1; }
 	test -x $(FALLBACK_VENV)/bin/python || $(PYTHON) -m venv $(FALLBACK_VENV)
 	$(FALLBACK_VENV)/bin/python -m pip install -q --upgrade pip
 	# Dependencies first, then a forced rebuild of mongocrypt itself, both against the fallback.
-	MONGOCRYPT_VENDOR_DIR=$(CURDIR)/$(FALLBACK_VENDOR) $(FALLBACK_VENV)/bin/python -m pip install -q '.[test]'
-	MONGOCRYPT_VENDOR_DIR=$(CURDIR)/$(FALLBACK_VENDOR) \
-		$(FALLBACK_VENV)/bin/python -m pip install -q --force-reinstall --no-deps .
+	$(FALLBACK_BUILD_ENV) $(FALLBACK_VENV)/bin/python -m pip install -q '.[test]'
+	$(FALLBACK_BUILD_ENV) $(FALLBACK_VENV)/bin/python -m pip install -q --force-reinstall --no-deps .
 	MONGOCRYPT_EXPECT_LIBMONGOCRYPT=fallback MONGOCRYPT_FUZZ_TOTAL=100000 MONGOCRYPT_CONCURRENCY_SECONDS=5 \
 		$(FALLBACK_VENV)/bin/python -m pytest -q
 

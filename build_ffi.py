@@ -92,11 +92,14 @@ def library_settings() -> dict[str, Any]:
                 "to build against the vendored library."
             )
         cflags = pkg_config("--cflags", "libmongocrypt")
+        libs = pkg_config("--libs", "libmongocrypt")
         return {
-            "origin": f"system libmongocrypt {'.'.join(map(str, version))} (pkg-config)",
+            # the flags too: a build directory reused with other flags must relink
+            "origin": f"system libmongocrypt {'.'.join(map(str, version))} (pkg-config: "
+            f"{' '.join(cflags + libs)})",
             "include_dirs": [f[2:] for f in cflags if f.startswith("-I")],
             "extra_compile_args": [f for f in cflags if not f.startswith("-I")],
-            "extra_link_args": pkg_config("--libs", "libmongocrypt"),
+            "extra_link_args": libs,
             "extra_objects": [],
         }
     vendor = vendor_dir()

@@ -3,12 +3,20 @@
 
 Each package named in vendor/pins.toml is downloaded with ``apt-get download`` from the Debian
 mirror configured on this machine, through a private apt state directory (vendor/.apt/), so the
-machine's own apt configuration is never changed. Every download is checked against its pinned
-sha256 before anything is unpacked.
+machine's own apt configuration is never changed. A pin names the suites that may carry its file
+(sid or testing for the primary): the same file name from any of them, and every download is
+checked against the pinned sha256 before anything is unpacked. There is no automatic fallback to
+another version: when no suite has the pinned file any more, the fetch stops and says how to
+re-pin.
+
+Besides the archives, the unpacked directory gets a relocatable ``lib/pkgconfig/libmongocrypt.pc``
+for them, so a build can also take them as a "system" library through pkg-config
+(``MONGOCRYPT_USE_SYSTEM_LIBMONGOCRYPT=1``, as ``make test-fallback`` does with 1.13). The .pc
+files inside the .deb cannot serve: they hard-code /usr and require the system's libbson.
 
 Usage::
 
-    python vendor/fetch.py                   # primary pins, fallback if sid dropped them
+    python vendor/fetch.py                   # the primary pins
     python vendor/fetch.py --pin fallback    # the older pinned libmongocrypt, for compat builds
     python vendor/fetch.py --dest DIR        # unpack somewhere else
     python vendor/fetch.py --arch arm64 --dest vendor/libmongocrypt-aarch64   # for a cross build
@@ -206,44 +214,78 @@ def unpack(deb: Path, package: str, arch: str, dest: Path) -> None:
 
 
 def fetch_package(apt: PrivateApt, package: str, choices: dict, role: str) -> tuple[dict, Path]:
-    """Download and verify one package; returns the pin that was used and the .deb."""
-    order = ["primary", "fallback"] if role == "auto" else [role]
-    for name in order:
-        pin = choices[name]
-        expected = pin["sha256"].get(apt.arch)
-        if expected is None:
-            raise FetchError(
-                f"{PINS} has no sha256 for {package} on {apt.arch}; add one to build here"
-            )
-        deb = apt.download(package, pin["version"])
-        if deb is None:
-            continue
-        actual = sha256(deb)
-        if actual != expected:
-            deb.unlink()
-            raise FetchError(
-                f"sha256 mismatch for {deb.name}: pinned {expected}, downloaded {actual}. "
-                "Do not build with it. If Debian really rebuilt the package, verify the new file "
-                f"against the suite's signed index and update {PINS}."
-            )
-        if name != order[0]:
-            print(f"fetch: using the fallback pin {package} {pin['version']}", file=sys.stderr)
-        used = {"role": name, "version": pin["version"], "suite": pin["suite"], "sha256": actual}
-        return used, deb
-    versions = ", ".join(f"{choices[n]['version']} ({choices[n]['suite']})" for n in order)
-    raise FetchError(
-        f"{package} {versions} is no longer on the mirror. Pick the version the suite now has "
-        f"(apt-cache policy {package}), pin it with its sha256 in {PINS}, and run again."
+    """Download and verify one package's ``role`` pin; returns the pin that was used and the
+    .deb. Whichever of the pin's suites has the version serves the file; its sha256 must be the
+    pinned one."""
+    pin = choices[role]
+    expected = pin["sha256"].get(apt.arch)
+    if expected is None:
+        raise FetchError(f"{PINS} has no sha256 for {package} on {apt.arch}; add one to build here")
+    deb = apt.download(package, pin["version"])
+    if deb is None:
+        suites = " or ".join(pin["suites"])
+        raise FetchError(
+            f"{package} {pin['version']} ({role} pin) is in neither {suites} any more, and "
+            "mongocrypt does not build with another version silently. To re-pin: see which "
+            f"version the suites now carry (apt-cache policy {package}, or "
+            "https://packages.debian.org/source/sid/libmongocrypt), download that .deb for "
+            f"each architecture (apt-get download {package}:amd64=VERSION, and :arm64), check "
+            "each file's sha256 against the suite's signed Packages index, write the version, "
+            f"the suites and the sha256 values into [{package}.{role}] in {PINS}, and run again."
+        )
+    actual = sha256(deb)
+    if actual != expected:
+        deb.unlink()
+        raise FetchError(
+            f"sha256 mismatch for {deb.name}: pinned {expected}, downloaded {actual}. "
+            "Do not build with it. If Debian really rebuilt the package, verify the new file "
+            f"against the suite's signed index and update {PINS}."
+        )
+    used = {"role": role, "version": pin["version"], "suites": pin["suites"], "sha256": actual}
+    return used, deb
+
+
+def pkg_config_file(version: str) -> str:
+    """A libmongocrypt.pc for the unpacked archives (relocatable: paths from ``pcfiledir``).
+
+    :param version: the Debian version of the libmongocrypt-dev pin; the .pc carries the
+        upstream part.
+    """
+    upstream = version.split(":")[-1].split("-")[0].split("+")[0]
+    # in WANTED's order, which is the link order: each archive uses only those after it
+    archives = " ".join(
+        "${prefix}/" + dst
+        for files in WANTED.values()
+        for dst in files.values()
+        if dst.endswith(".a")
     )
+    return (
+        "prefix=${pcfiledir}/../..\n"
+        "includedir=${prefix}/include\n\n"
+        "Name: libmongocrypt\n"
+        "Description: libmongocrypt static archives unpacked by vendor/fetch.py\n"
+        f"Version: {upstream}\n"
+        "Cflags: -I${includedir}/mongocrypt -DMONGOCRYPT_STATIC_DEFINE -DKMS_MSG_STATIC\n"
+        # keep the archives' symbols private, as the vendored build does (another libbson in
+        # the process cannot clash with ours)
+        f"Libs: {archives} -Wl,--exclude-libs,ALL -lcrypto -ldl -lm -lpthread\n"
+    )
+
+
+def write_pkg_config(dest: Path, version: str) -> None:
+    """Write ``dest/lib/pkgconfig/libmongocrypt.pc`` (see :func:`pkg_config_file`)."""
+    pc_file = dest / "lib" / "pkgconfig" / "libmongocrypt.pc"
+    pc_file.parent.mkdir(parents=True, exist_ok=True)
+    pc_file.write_text(pkg_config_file(version))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--pin",
-        choices=["auto", "primary", "fallback"],
-        default="auto",
-        help="which libmongocrypt pin to use (default: primary, else fallback)",
+        choices=["primary", "fallback"],
+        default="primary",
+        help="which libmongocrypt pin to use (default: primary)",
     )
     parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="where to unpack")
     parser.add_argument("--arch", help="Debian architecture to fetch for (default: this machine's)")
@@ -253,13 +295,16 @@ def main(argv: list[str] | None = None) -> int:
     arch = args.arch or debian_arch()
     stamp_path = args.dest / "pins.json"
     try:
-        wanted_roles = {"libmongocrypt-dev": args.pin, "libintelrdfpmath-dev": "auto"}
-        if stamp_path.exists() and up_to_date(
-            json.loads(stamp_path.read_text()), pins, wanted_roles, arch
-        ):
+        wanted_roles = {"libmongocrypt-dev": args.pin, "libintelrdfpmath-dev": "primary"}
+        stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else None
+        if stamp is not None and up_to_date(stamp, pins, wanted_roles, arch):
+            # the archives are; the .pc is rewritten, as this script may have changed
+            write_pkg_config(args.dest, stamp["packages"]["libmongocrypt-dev"]["version"])
             print(f"fetch: {args.dest} is up to date", file=sys.stderr)
             return 0
-        suites = sorted({pin["suite"] for choices in pins.values() for pin in choices.values()})
+        suites = sorted(
+            {suite for p, role in wanted_roles.items() for suite in pins[p][role]["suites"]}
+        )
         apt = PrivateApt(arch, suites)
         used: dict[str, dict] = {}
         staging = args.dest.with_name(args.dest.name + ".partial")
@@ -267,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         for package, role in wanted_roles.items():
             used[package], deb = fetch_package(apt, package, pins[package], role)
             unpack(deb, package, arch, staging)
+        write_pkg_config(staging, used["libmongocrypt-dev"]["version"])
         (staging / "pins.json").write_text(
             json.dumps({"arch": arch, "packages": used}, indent=2) + "\n"
         )
@@ -281,12 +327,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def up_to_date(stamp: dict, pins: dict, roles: dict[str, str], arch: str) -> bool:
-    """Whether an earlier unpack holds exactly the preferred pin of every package."""
+    """Whether an earlier unpack holds exactly the wanted pin of every package."""
     for package, role in roles.items():
-        preferred = pins[package]["fallback" if role == "fallback" else "primary"]
-        if stamp.get("arch") != arch or stamp["packages"].get(package, {}).get(
-            "sha256"
-        ) != preferred["sha256"].get(arch):
+        if stamp.get("arch") != arch or stamp["packages"].get(package, {}).get("sha256") != pins[
+            package
+        ][role]["sha256"].get(arch):
             return False
     return True
 

@@ -1,7 +1,8 @@
 """mongocrypt: MongoDB client-side field level and Queryable Encryption, on native libmongocrypt.
 
 The public API: :class:`ClientEncryption` / :class:`AsyncClientEncryption` (explicit encryption
-and key management), their option types, errors and events. ``mongocrypt.engine`` is the layer
+and key management), :class:`AutoEncryptionOpts` (automatic encryption on pymongo's clients),
+their option types, errors and events. ``mongocrypt.engine`` is the layer
 pymongo's own encryption runs on (through the ``pymongocrypt`` package this distribution provides).
 """
 
@@ -14,6 +15,7 @@ check_no_real_pymongocrypt()
 logging.getLogger("mongocrypt").addHandler(logging.NullHandler())
 
 from mongocrypt._version import __version__  # noqa: E402
+from mongocrypt.auto_encryption import AutoEncryptionOpts  # noqa: E402
 from mongocrypt.client_encryption import AsyncClientEncryption, ClientEncryption  # noqa: E402
 from mongocrypt.engine import (  # noqa: E402
     has_kms_in_place_retry,
@@ -45,6 +47,7 @@ from mongocrypt.options import (  # noqa: E402
 __all__ = [
     "Algorithm",
     "AsyncClientEncryption",
+    "AutoEncryptionOpts",
     "ClientEncryption",
     "CredentialsError",
     "DataKeyOpts",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
@@ -17,11 +19,23 @@ from pymongo.operations import UpdateOne
 
 from mongocrypt.credentials import AwsCredentialProvider
 from mongocrypt.engine import DataKeyOptions, ExplicitEncryptOptions, MongoCryptOptions
+from mongocrypt.errors import MongoCryptError
 from mongocrypt.events import EncryptionEventListener, EventPublisher
 from mongocrypt.io.key_vault import key_vault_collection
-from mongocrypt.options import DataKeyOpts, EncryptOpts, RewrapManyDataKeyOpts
+from mongocrypt.options import (
+    Algorithm,
+    DataKeyOpts,
+    EncryptOpts,
+    RewrapManyDataKeyOpts,
+    check_namespace,
+)
 
 __all__ = ["ClientEncryptionCore", "checked_credential_providers"]
+
+#: Algorithms libmongocrypt takes a key id for, never an alternate name.
+_BY_ID_ONLY = (Algorithm.INDEXED, Algorithm.UNINDEXED, Algorithm.RANGE, Algorithm.STRING)
+#: libmongocrypt's key cache lifetime when ``key_expiration_ms`` is not given.
+_DEFAULT_KEY_EXPIRATION_MS = 60_000
 
 
 class ClientEncryptionCore:
@@ -38,14 +52,7 @@ class ClientEncryptionCore:
         timeout_ms: Optional[int],
         event_listeners: Optional[Sequence[EncryptionEventListener]],
     ) -> None:
-        if (
-            not isinstance(key_vault_namespace, str)
-            or key_vault_namespace.count(".") < 1
-            or (key_vault_namespace.startswith(".") or key_vault_namespace.endswith("."))
-        ):
-            raise ValueError(
-                f"key_vault_namespace must be 'database.collection', not {key_vault_namespace!r}"
-            )
+        database, collection = check_namespace(key_vault_namespace)
         if timeout_ms is not None and (
             isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0
         ):
@@ -59,11 +66,14 @@ class ClientEncryptionCore:
         )
         self._aws_provider = checked_credential_providers(credential_providers, kms_providers)
         self.key_vault_namespace = key_vault_namespace
-        database, collection = key_vault_namespace.split(".", 1)
         self._key_vault = key_vault_collection(key_vault_client[database][collection])
         self._codec_options = codec_options or CodecOptions(uuid_representation=STANDARD)
         self._timeout = None if timeout_ms is None else timeout_ms / 1000
         self._events = EventPublisher(event_listeners)
+        expiration = _DEFAULT_KEY_EXPIRATION_MS if key_expiration_ms is None else key_expiration_ms
+        #: how long an alternate name's key id is remembered, in seconds (None: for ever)
+        self._name_lifetime = expiration / 1000 if expiration else None
+        self._key_ids_by_name: dict[str, tuple[Binary, float]] = {}
 
     def _deadline(self) -> contextlib.AbstractContextManager[Any]:
         """The client's ``timeout_ms`` for one operation (pymongo's own timeout() otherwise)."""
@@ -96,6 +106,39 @@ class ClientEncryptionCore:
         return opts.engine_options(is_expression)
 
     @staticmethod
+    def _name_to_resolve(options: ExplicitEncryptOptions) -> Optional[str]:
+        """The alternate name to look up: Queryable Encryption algorithms take key ids only."""
+        if options.key_alt_name is not None and options.algorithm in _BY_ID_ONLY:
+            return options.key_alt_name
+        return None
+
+    def _cached_key_id(self, name: str) -> Optional[Binary]:
+        """The key id ``name`` was resolved to, while it is as fresh as a cached key."""
+        entry = self._key_ids_by_name.get(name)
+        if entry is None or (entry[1] and entry[1] < time.monotonic()):
+            return None
+        return entry[0]
+
+    def _remember_key_id(self, name: str, document: Optional[Mapping[str, Any]]) -> Binary:
+        """The id of the key ``document`` found for ``name``, cached like the key.
+
+        :raises MongoCryptError: naming the alternate name and the key vault when none has it.
+        """
+        if document is None:
+            raise MongoCryptError(
+                f"no data key in key vault {self.key_vault_namespace} has the alternate name "
+                f"{name!r}"
+            )
+        key_id: Binary = document["_id"]
+        expires = 0.0 if self._name_lifetime is None else time.monotonic() + self._name_lifetime
+        self._key_ids_by_name[name] = (key_id, expires)
+        return key_id
+
+    @staticmethod
+    def _with_key_id(options: ExplicitEncryptOptions, key_id: Binary) -> ExplicitEncryptOptions:
+        return dataclasses.replace(options, key_id=bytes(key_id), key_alt_name=None)
+
+    @staticmethod
     def _ciphertext(value: Any) -> Binary:
         if not (isinstance(value, Binary) and value.subtype == 6):
             raise TypeError(f"value to decrypt must be a bson Binary of subtype 6, not {value!r}")
@@ -110,7 +153,15 @@ class ClientEncryptionCore:
         return opts.provider, opts.master_key
 
     @staticmethod
-    def _rewrap_updates(result: bytes) -> list[UpdateOne]:
+    def _check_progress(progress: object) -> None:
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be callable, not {type(progress).__name__}")
+
+    @staticmethod
+    def _rewrap_updates(result: Optional[bytes]) -> list[UpdateOne]:
+        """The key vault updates of libmongocrypt's rewrapped keys (none when none matched)."""
+        if result is None:
+            return []
         return [
             UpdateOne(
                 {"_id": key["_id"]},
@@ -156,27 +207,6 @@ class ClientEncryptionCore:
         fields = filled.get("fields", [])
         needing = [f for f in fields if isinstance(f, dict) and f.get("keyId") is None]
         return filled, needing
-
-
-def _aws_provider(
-    credential_providers: Optional[Mapping[str, Any]], kms_providers: Mapping[str, Any]
-) -> Optional[AwsCredentialProvider]:
-    """The custom AWS credential provider, if any, checked against the spec's rules."""
-    if not credential_providers:
-        return None
-    if not isinstance(credential_providers, Mapping) or set(credential_providers) - {"aws"}:
-        raise ValueError("credential_providers may only hold an 'aws' credential provider")
-    provider = credential_providers.get("aws")
-    if provider is None:
-        return None
-    if not callable(provider):
-        raise TypeError("credential_providers['aws'] must be callable")
-    if kms_providers.get("aws") != {}:
-        raise ValueError(
-            "credential_providers['aws'] requires kms_providers['aws'] to be empty ({}), "
-            "asking for credentials on demand"
-        )
-    return provider  # type: ignore[no-any-return]
 
 
 def checked_credential_providers(

@@ -31,7 +31,9 @@ from pymongo.encryption_options import AutoEncryptionOpts as _PymongoAutoEncrypt
 
 from mongocrypt import _env
 from mongocrypt.credentials import AwsCredentialProvider
+from mongocrypt.engine.options import check_kms_providers, check_maps
 from mongocrypt.events import EncryptionEventListener, EventPublisher
+from mongocrypt.options import check_namespace
 
 __all__ = [
     "EXTRA_OPTIONS",
@@ -130,6 +132,9 @@ class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
                 f"{', '.join(sorted(both))} is in both schema_map and encrypted_fields_map: "
                 "a collection uses either CSFLE or Queryable Encryption"
             )
+        check_namespace(key_vault_namespace)
+        check_maps(schema_map, encrypted_fields_map)
+        check_kms_providers(kms_providers)
         analysis = _with_extra_options(
             extra_options,
             {

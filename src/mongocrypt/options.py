@@ -7,58 +7,144 @@ libmongocrypt expects. They are open classes: new options can be added without b
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Final, Literal, Optional, TypeVar, Union
 
 import bson
 from bson import Binary, Int64
 from bson.binary import UUID_SUBTYPE
+from pymongo.results import BulkWriteResult
 
 from mongocrypt._secrets import shown
+from mongocrypt.engine.native import has_string_algorithm
 from mongocrypt.engine.options import DataKeyOptions, ExplicitEncryptOptions, check_data_key_fields
 
 __all__ = [
     "Algorithm",
+    "AlgorithmName",
     "DataKeyOpts",
     "EncryptOpts",
     "QueryType",
+    "QueryTypeName",
     "RangeOpts",
     "RewrapManyDataKeyOpts",
     "RewrapManyDataKeyResult",
+    "RewrapProgress",
     "StringOpts",
+    "check_namespace",
     "key_id_binary",
 ]
 
 KeyId = Union[Binary, uuid.UUID]
+#: ``rewrap_many_data_key``'s progress callback: (keys matched, keys rewrapped so far).
+RewrapProgress = Callable[[int, int], None]
+
+
+#: The algorithm names libmongocrypt knows (matched case-insensitively, as libmongocrypt does).
+AlgorithmName = Literal[
+    "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic",
+    "AEAD_AES_256_CBC_HMAC_SHA_512-Random",
+    "Indexed",
+    "Unindexed",
+    "Range",
+    "String",
+]
+#: The query types libmongocrypt knows (matched case-insensitively).
+QueryTypeName = Literal["equality", "range", "prefix", "suffix", "substring"]
 
 
 class Algorithm:
-    """The algorithm names of the specification (plain strings: newer ones pass through).
+    """The algorithm names of the specification.
 
     Payloads of ``INDEXED``, ``RANGE`` and ``STRING`` are meant for the server: insert or query
     them through a client with automatic encryption configured (``bypass_query_analysis`` may be
-    set, ``bypass_auto_encryption`` may not). The ``prefixPreview``/``suffixPreview``/
-    ``substringPreview`` query types are experimental: not covered by security guarantees, and
-    they may change incompatibly.
+    set, ``bypass_auto_encryption`` may not). The ``STRING`` algorithm (prefix, suffix and
+    substring queries) is experimental: not covered by security guarantees, and it may change
+    incompatibly.
+
+    The constants have :data:`AlgorithmName` literal types, so a type checker accepts them and
+    refuses a misspelt string; :meth:`named` turns a string known only at run time (a setting, a
+    command-line argument) into one.
     """
 
-    DETERMINISTIC = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"
-    RANDOM = "AEAD_AES_256_CBC_HMAC_SHA_512-Random"
-    INDEXED = "Indexed"
-    UNINDEXED = "Unindexed"
-    RANGE = "Range"
-    STRING = "String"
+    DETERMINISTIC: Final = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"
+    RANDOM: Final = "AEAD_AES_256_CBC_HMAC_SHA_512-Random"
+    INDEXED: Final = "Indexed"
+    UNINDEXED: Final = "Unindexed"
+    RANGE: Final = "Range"
+    STRING: Final = "String"
+
+    @staticmethod
+    def names() -> tuple[AlgorithmName, ...]:
+        """The names this build's libmongocrypt accepts (``String`` only where it has it)."""
+        names: tuple[AlgorithmName, ...] = (
+            Algorithm.DETERMINISTIC,
+            Algorithm.RANDOM,
+            Algorithm.INDEXED,
+            Algorithm.UNINDEXED,
+            Algorithm.RANGE,
+        )
+        return (*names, Algorithm.STRING) if has_string_algorithm else names
+
+    @staticmethod
+    def named(name: str, option: str = "algorithm") -> AlgorithmName:
+        """The algorithm ``name`` spells, in any case.
+
+        :raises ValueError: naming ``option`` and the valid names when libmongocrypt has none such.
+        """
+        return _named(name, Algorithm.names(), option)
 
 
 class QueryType:
-    """The query types of the specification (plain strings)."""
+    """The query types of the specification (:data:`QueryTypeName` literals)."""
 
-    EQUALITY = "equality"
-    RANGE = "range"
-    PREFIX = "prefix"
-    SUFFIX = "suffix"
-    SUBSTRING = "substring"
+    EQUALITY: Final = "equality"
+    RANGE: Final = "range"
+    PREFIX: Final = "prefix"
+    SUFFIX: Final = "suffix"
+    SUBSTRING: Final = "substring"
+
+    @staticmethod
+    def names() -> tuple[QueryTypeName, ...]:
+        """The query types this build's libmongocrypt accepts."""
+        names: tuple[QueryTypeName, ...] = (QueryType.EQUALITY, QueryType.RANGE)
+        if has_string_algorithm:
+            names += (QueryType.PREFIX, QueryType.SUFFIX, QueryType.SUBSTRING)
+        return names
+
+    @staticmethod
+    def named(name: str, option: str = "query_type") -> QueryTypeName:
+        """The query type ``name`` spells, in any case.
+
+        :raises ValueError: naming ``option`` and the valid names when libmongocrypt has none such.
+        """
+        return _named(name, QueryType.names(), option)
+
+
+_Name = TypeVar("_Name", bound=str)
+
+
+def _named(name: object, names: tuple[_Name, ...], option: str) -> _Name:
+    _check(name, str, option)
+    assert isinstance(name, str)
+    for known in names:
+        if known.lower() == name.lower():
+            return known
+    raise ValueError(f"{option} must be one of {', '.join(names)}, not {name!r}")
+
+
+def check_namespace(namespace: object, option: str = "key_vault_namespace") -> tuple[str, str]:
+    """``"database.collection"`` split in two.
+
+    :raises TypeError: unless ``namespace`` is a str; :raises ValueError: without both parts.
+    """
+    _check(namespace, str, option)
+    assert isinstance(namespace, str)
+    database, dot, collection = namespace.partition(".")
+    if not (database and dot and collection):
+        raise ValueError(f"{option} must be 'database.collection', not {namespace!r}")
+    return database, collection
 
 
 def key_id_binary(key_id: object, option: str = "key_id") -> Binary:
@@ -157,6 +243,37 @@ class RangeOpts:
         return doc
 
 
+#: Each part of the String options and the lengths it needs.
+_STRING_PARTS = {
+    "prefix": ("strMinQueryLength", "strMaxQueryLength"),
+    "suffix": ("strMinQueryLength", "strMaxQueryLength"),
+    "substring": ("strMaxLength", "strMinQueryLength", "strMaxQueryLength"),
+}
+
+
+def _check_string_part(name: str, value: object) -> None:
+    """:raises ValueError: or TypeError naming ``name`` and the length that is wrong or lacking."""
+    _check(value, Mapping, name)
+    assert isinstance(value, Mapping)
+    needed = _STRING_PARTS[name]
+    unknown = sorted(set(value) - set(needed))
+    missing = [key for key in needed if key not in value]
+    if unknown or missing:
+        raise ValueError(
+            f"{name} takes exactly {', '.join(needed)}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown {', '.join(map(str, unknown))}" if unknown else "")
+        )
+    for key in needed:  # libmongocrypt reads each as a positive int32
+        _check(value[key], int, f"{name}[{key!r}]")
+        if not 0 < value[key] < 2**31:
+            raise ValueError(f"{name}[{key!r}] must be > 0 and < 2**31, not {value[key]}")
+    if value["strMinQueryLength"] > value["strMaxQueryLength"]:
+        raise ValueError(f"{name}: strMinQueryLength must not exceed strMaxQueryLength")
+    if name == "substring" and value["strMaxQueryLength"] > value["strMaxLength"]:
+        raise ValueError("substring: strMaxQueryLength must not exceed strMaxLength")
+
+
 @dataclass(frozen=True)
 class StringOpts:
     """Options of the String algorithm (prefix/suffix/substring queries).
@@ -177,14 +294,13 @@ class StringOpts:
     def __post_init__(self) -> None:
         _check(self.case_sensitive, bool, "case_sensitive")
         _check(self.diacritic_sensitive, bool, "diacritic_sensitive")
-        for name in ("prefix", "suffix", "substring"):
-            value = getattr(self, name)
-            if value is not None:
-                _check(value, Mapping, name)
-                for key, length in value.items():  # libmongocrypt reads each as an int32
-                    _check(length, int, f"{name}[{key!r}]")
-                    if not -(2**31) <= length < 2**31:
-                        raise ValueError(f"{name}[{key!r}] must fit in an int32, not {length}")
+        given = [name for name in _STRING_PARTS if getattr(self, name) is not None]
+        if not given:
+            raise ValueError("StringOpts needs one of prefix, suffix and substring")
+        if "substring" in given and len(given) > 1:
+            raise ValueError("StringOpts: substring cannot be combined with prefix or suffix")
+        for name in given:
+            _check_string_part(name, getattr(self, name))
 
     @property
     def document(self) -> dict[str, Any]:
@@ -203,39 +319,57 @@ class StringOpts:
 class EncryptOpts:
     """Options of ``encrypt`` and ``encrypt_expression``.
 
-    :param algorithm: one of :class:`Algorithm` (or a newer name libmongocrypt knows).
+    :param algorithm: one of :class:`Algorithm` (any case); other names are refused, naming
+        the valid ones.
     :param key_id: the data key's id (exactly one of ``key_id`` and ``key_alt_name``).
     :param key_alt_name: the data key's alternate name.
     :param contention_factor: Indexed/Range/String only; 0 is a real value.
-    :param query_type: one of :class:`QueryType`, for find payloads.
+    :param query_type: one of :class:`QueryType` (any case), for find payloads.
     :param range_opts: Range only.
     :param string_opts: String only.
     """
 
-    algorithm: str
+    algorithm: AlgorithmName
     key_id: Optional[KeyId] = None
     key_alt_name: Optional[str] = None
     contention_factor: Optional[int] = None
-    query_type: Optional[str] = None
+    query_type: Optional[QueryTypeName] = None
     range_opts: Optional[RangeOpts] = None
     string_opts: Optional[StringOpts] = None
 
     def __post_init__(self) -> None:
-        _check(self.algorithm, str, "algorithm")
+        object.__setattr__(self, "algorithm", Algorithm.named(self.algorithm))
+        if self.query_type is not None:
+            object.__setattr__(self, "query_type", QueryType.named(self.query_type))
         if (self.key_id is None) == (self.key_alt_name is None):
             raise ValueError("exactly one of key_id and key_alt_name must be given")
         if self.key_id is not None:
             key_id_binary(self.key_id)
         if self.key_alt_name is not None:
             _check(self.key_alt_name, str, "key_alt_name")
+        queryable = self.algorithm in (Algorithm.INDEXED, Algorithm.RANGE, Algorithm.STRING)
         if self.contention_factor is not None:
             _check(self.contention_factor, int, "contention_factor")
-        if self.query_type is not None:
-            _check(self.query_type, str, "query_type")
-        if self.range_opts is not None:
-            _check(self.range_opts, RangeOpts, "range_opts")
-        if self.string_opts is not None:
-            _check(self.string_opts, StringOpts, "string_opts")
+            if not 0 <= self.contention_factor < 2**63:
+                raise ValueError(
+                    f"contention_factor must be >= 0 and < 2**63, not {self.contention_factor}"
+                )
+            if not queryable:
+                raise ValueError(
+                    f"contention_factor is for the Indexed, Range and String algorithms, "
+                    f"not {self.algorithm}"
+                )
+        for name, kind, algorithm in (
+            ("range_opts", RangeOpts, Algorithm.RANGE),
+            ("string_opts", StringOpts, Algorithm.STRING),
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                _check(value, kind, name)
+            if (value is not None) != (self.algorithm == algorithm):
+                raise ValueError(
+                    f"{name} is required with the {algorithm} algorithm, and only then"
+                )
 
     def engine_options(self, is_expression: bool = False) -> ExplicitEncryptOptions:
         """These options as the engine takes them (``is_expression`` for ``encrypt_expression``).
@@ -278,4 +412,4 @@ class RewrapManyDataKeyResult:
     :param bulk_write_result: the key vault update's result; None when no key matched.
     """
 
-    bulk_write_result: Any = None
+    bulk_write_result: Optional[BulkWriteResult] = None

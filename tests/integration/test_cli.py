@@ -773,7 +773,7 @@ def test_encrypt_expression(run: Run) -> None:
         bounds = encrypted["$and"]
         assert [list(bound["age"]) for bound in bounds] == [["$gte"], ["$lt"]]
         payload = bounds[0]["age"]["$gte"]["$binary"]
-        assert payload["subType"] == "06" and "18" not in json.dumps(bounds)
+        assert payload["subType"] == "06" and "$numberInt" not in json.dumps(bounds)
     code, out, err = run("encrypt-expression", *key, *options, stdin=expression)
     assert code == 0 and '"$and"' in out, err
 

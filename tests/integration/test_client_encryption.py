@@ -253,11 +253,57 @@ def test_create_data_key_and_round_trip(
     assert isinstance(key_id, Binary) and key_id.subtype == 4
     assert ce.get_key(key_id)["masterKey"]["provider"] == provider
     for algorithm in (Algorithm.DETERMINISTIC, Algorithm.RANDOM, Algorithm.UNINDEXED):
-        by_name = algorithm != Algorithm.UNINDEXED  # QE algorithms take key ids only
-        key = {"key_alt_name": provider} if by_name else {"key_id": key_id}
-        ciphertext = ce.encrypt("457-55-5462", EncryptOpts(algorithm, **key))
-        assert ciphertext.subtype == 6
-        assert ce.decrypt(ciphertext) == "457-55-5462"
+        for key in ({"key_alt_name": provider}, {"key_id": key_id}):
+            ciphertext = ce.encrypt("457-55-5462", EncryptOpts(algorithm, **key))
+            assert ciphertext.subtype == 6
+            assert ce.decrypt(ciphertext) == "457-55-5462"
+
+
+def test_queryable_encryption_resolves_key_alt_names_once(make: Any) -> None:
+    """Issue 15 item 3: libmongocrypt takes QE keys by id; the name is looked up, then cached."""
+    recorder = Recorder()
+    ce = make(event_listeners=[recorder])
+    key_id = ce.create_data_key("local", DataKeyOpts(key_alt_names=["qe"]))
+    indexed = EncryptOpts(Algorithm.INDEXED, key_alt_name="qe", contention_factor=0)
+    recorder.events.clear()
+    assert ce.decrypt(ce.encrypt("v", indexed)) == "v"
+    finds = [e for e in recorder.events if isinstance(e, KeyVaultOperationStarted)]
+    assert len(finds) == 2  # the name's id, then the key itself
+    recorder.events.clear()
+    range_opts = RangeOpts(min=0, max=200, sparsity=1, trim_factor=1)
+    ce.encrypt(
+        5,
+        EncryptOpts(Algorithm.RANGE, key_alt_name="qe", contention_factor=0, range_opts=range_opts),
+    )
+    ce.encrypt("u", EncryptOpts(Algorithm.UNINDEXED, key_alt_name="qe"))
+    expression = ce.encrypt_expression(
+        {"$and": [{"a": {"$gte": 1}}, {"a": {"$lt": 9}}]},
+        EncryptOpts(
+            Algorithm.RANGE,
+            key_alt_name="qe",
+            contention_factor=0,
+            query_type="range",
+            range_opts=range_opts,
+        ),
+    )
+    assert expression["$and"][0]["a"]["$gte"].subtype == 6
+    assert not [e for e in recorder.events if isinstance(e, KeyVaultOperationStarted)]
+    assert ce.get_key(key_id) is not None
+    with pytest.raises(
+        MongoCryptError, match=r"no data key in key vault \S+ has the alternate name 'nobody'"
+    ):
+        ce.encrypt("v", EncryptOpts(Algorithm.INDEXED, key_alt_name="nobody", contention_factor=0))
+
+
+def test_key_alt_name_resolution_expires_with_the_key_cache(make: Any) -> None:
+    ce = make(key_expiration_ms=1)
+    first = ce.create_data_key("local", DataKeyOpts(key_alt_names=["moving"]))
+    opts = EncryptOpts(Algorithm.UNINDEXED, key_alt_name="moving")
+    ce.encrypt("a", opts)
+    ce.remove_key_alt_name(first, "moving")
+    second = ce.create_data_key("local", DataKeyOpts(key_alt_names=["moving"]))
+    time.sleep(0.01)
+    assert ce.encrypt("b", opts)[1:17] == second.as_uuid().bytes
 
 
 @pytest.mark.requirement(
@@ -315,7 +361,7 @@ def test_uuid_key_ids_and_key_material(ce: ClientEncryption) -> None:
     key_id = ce.create_data_key("local", DataKeyOpts(key_material=os.urandom(96)))
     ciphertext = ce.encrypt(1, EncryptOpts(Algorithm.RANDOM, key_id=key_id.as_uuid()))
     assert ce.decrypt(ciphertext) == 1
-    with pytest.raises(MongoCryptError, match="96"):
+    with pytest.raises(ValueError, match="key_material must be 96 bytes, not 5"):
         ce.create_data_key("local", DataKeyOpts(key_material=b"short"))
 
 
@@ -404,6 +450,21 @@ def test_rewrap_many_data_key(
     assert key["updateDate"] >= key["creationDate"]
     assert ce.decrypt(ciphertext) == "kept"
     assert ce.rewrap_many_data_key({"_id": uuid.uuid4()}).bulk_write_result is None
+
+
+def test_rewrap_reports_progress(ce: ClientEncryption) -> None:
+    """Issue 15 item 6: (keys matched, keys rewrapped), as the CLI shows them."""
+    for _ in range(3):
+        ce.create_data_key("local")
+    calls: list[tuple[int, int]] = []
+    result = ce.rewrap_many_data_key({}, progress=lambda *p: calls.append(p))
+    assert result.bulk_write_result is not None
+    assert calls == [(3, 0), (3, 3)]
+    calls.clear()
+    ce.rewrap_many_data_key({"_id": uuid.uuid4()}, progress=lambda *p: calls.append(p))
+    assert calls == [(0, 0)]
+    with pytest.raises(TypeError, match="progress must be callable"):
+        ce.rewrap_many_data_key({}, progress=3)  # type: ignore[arg-type]
 
 
 @pytest.mark.requirement("CSE-CE-14", "CSE-QE-09", "CSE-QE-10", "CSE-QE-11")
@@ -633,11 +694,17 @@ def test_async_client_encryption(
                 "v2",
             ]
             assert (await ace.get_key_by_alt_name("kmip"))["_id"] == ids[2]
+            by_name = EncryptOpts(Algorithm.INDEXED, key_alt_name="local", contention_factor=0)
+            assert await ace.decrypt(await ace.encrypt("qe", by_name)) == "qe"
+            progress: list[tuple[int, int]] = []
             assert len([k async for k in ace.get_keys()]) == 3
             await ace.add_key_alt_name(ids[0], "extra")
             await ace.remove_key_alt_name(ids[0], "extra")
-            result = await ace.rewrap_many_data_key({}, RewrapManyDataKeyOpts("local:second"))
+            result = await ace.rewrap_many_data_key(
+                {}, RewrapManyDataKeyOpts("local:second"), progress=lambda *p: progress.append(p)
+            )
             assert result.bulk_write_result.modified_count == 3
+            assert progress == [(3, 0), (3, 3)]
             assert (await ace.delete_key(ids[1])).deleted_count == 1
             assert cloud_kms.endpoint in proxy.tunnels
         proxy.close()

@@ -10,6 +10,7 @@ why.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import re
 import subprocess
@@ -176,3 +177,54 @@ def run_shell(example: Example, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, f"{example.id} failed:\n{done.stdout}\n{done.stderr}"
     assert "mongocrypt: error" not in done.stderr
+
+
+#: Dotted names in the pages and the README that are not Python objects: file and directory names.
+NOT_PYTHON = {"mongocrypt.h", "mongocrypt.libs", "mongocrypt.toml", "pymongo.md"}
+DOTTED = re.compile(r"(?<![\w./-])((?:mongocrypt|pymongocrypt|pymongo|bson)(?:\.[A-Za-z_]\w*)+)")
+IMPORT = re.compile(
+    r"^\s*from\s+([\w.]+)\s+import\s+(\([^)]*\)|[\w, ]+)|^\s*import\s+([\w.]+)", re.M
+)
+TEXTS = [*sorted(DOCS.rglob("*.md")), DOCS.parent / "README.md"]
+
+
+def resolves(dotted: str) -> bool:
+    """Whether ``dotted`` names a module, or an attribute reached from the longest module prefix."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(target, name):
+                return False
+            target = getattr(target, name)
+        return True
+    return False
+
+
+def logger_names() -> set[str]:
+    """The loggers mongocrypt creates once its modules are imported."""
+    importlib.import_module("mongocrypt.engine")
+    return set(logging.Logger.manager.loggerDict)
+
+
+@pytest.mark.parametrize("path", TEXTS, ids=[p.name for p in TEXTS])
+def test_every_dotted_name_resolves(path: Path) -> None:
+    """Prose included: each ``mongocrypt.X``/``pymongo.X``/``bson.X`` names a real module,
+    object or mongocrypt logger."""
+    loggers = logger_names()
+    names = {m.group(1) for m in DOTTED.finditer(path.read_text())} - NOT_PYTHON
+    wrong = sorted(n for n in names if not resolves(n) and n not in loggers)
+    assert not wrong, f"{path.name} names what does not exist: {wrong}"
+
+
+@pytest.mark.parametrize("path", TEXTS, ids=[p.name for p in TEXTS])
+def test_every_import_works(path: Path) -> None:
+    """Each ``from X import a, b`` and ``import X`` line, in prose or code, imports."""
+    for match in IMPORT.finditer(path.read_text()):
+        module, names, plain = match.groups()
+        target = importlib.import_module(module or plain)
+        for name in re.findall(r"\w+", names or ""):
+            assert hasattr(target, name), f"{path.name}: from {module} import {name} fails"

@@ -812,8 +812,13 @@ def test_encrypt_with_a_key_not_in_the_vault(make: Any, recorder: Recorder, vaul
     (found,) = recorder.of(KeyVaultOperationSucceeded)
     assert found.operation == "find" and found.documents == 0
     assert recorder.of(KmsRequestStarted) == []
-    with pytest.raises(MongoCryptError, match="not all keys requested were satisfied"):
-        ce.encrypt("x", EncryptOpts(Algorithm.RANDOM, key_id=uuid.uuid4()))
+    # Issue 15 item 4: the error names the missing key and the vault it was sought in.
+    where = f"Missing from key vault {vault.full_name}"
+    assert f"{where}: alternate name 'absent'." in str(info.value)
+    absent = uuid.uuid4()
+    with pytest.raises(MongoCryptError, match="not all keys requested were satisfied") as info:
+        ce.encrypt("x", EncryptOpts(Algorithm.RANDOM, key_id=absent))
+    assert f"{where}: id {absent}." in str(info.value)
     assert vault.count_documents({}) == 0
 
 
@@ -826,8 +831,9 @@ def test_decrypt_after_the_key_was_deleted(
     assert ce.delete_key(key_id).deleted_count == 1
     recorder.clear()
     fresh = make()  # an empty key cache: the key must come from the vault
-    with pytest.raises(MongoCryptError, match="not all keys requested were satisfied"):
+    with pytest.raises(MongoCryptError, match="not all keys requested were satisfied") as info:
         fresh.decrypt(ciphertext)
+    assert f"Missing from key vault {vault.full_name}: id {key_id.as_uuid()}." in str(info.value)
     assert recorder.of(KmsRequestStarted) == []
     assert vault.count_documents({}) == 0
     # Automatic decryption of a stored value whose key is gone: pymongo's EncryptionError.
@@ -843,9 +849,10 @@ def test_decrypt_after_the_key_was_deleted(
         pymongo.MongoClient(
             db.client.address and _uri(db.client), auto_encryption_opts=opts
         ) as reader,
-        pytest.raises(pymongo.errors.EncryptionError, match="not all keys requested"),
+        pytest.raises(pymongo.errors.EncryptionError, match="not all keys requested") as failed,
     ):
         reader[db.name].people.find_one()
+    assert f"Missing from key vault {vault.full_name}: id {key_id.as_uuid()}." in str(failed.value)
 
 
 def _uri(client: pymongo.MongoClient[Any]) -> str:

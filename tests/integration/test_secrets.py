@@ -389,6 +389,30 @@ def test_no_secret_or_plaintext_escapes(
             )
             assert by_ciphertext is not None and by_ciphertext["_id"] == "local"
 
+        # Automatic encryption with the embedded analyzer: commands are marked (and logged).
+        schema = {
+            "bsonType": "object",
+            "properties": {
+                "ssn": {
+                    "encrypt": {
+                        "bsonType": "string",
+                        "algorithm": Algorithm.DETERMINISTIC,
+                        "keyId": [local],
+                    }
+                }
+            },
+        }
+        marking_opts = AutoEncryptionOpts(
+            providers,
+            namespace,
+            schema_map={f"{name}.marked": schema},
+            kms_tls_options=tls_options,
+            query_analysis="embedded",
+        )
+        with pymongo.MongoClient(mongodb_uri, auto_encryption_opts=marking_opts) as writer:
+            writer[name].marked.insert_one({"_id": 1, "ssn": plaintexts["ssn"]})
+            assert writer[name].marked.find_one({"ssn": plaintexts["ssn"]})["_id"] == 1
+
         # A wrong local master key: unwrapping the local data key fails.
         wrong = dict(providers, local={"key": os.urandom(96)})
         with ClientEncryption(wrong, namespace, client, kms_tls_options=tls_options) as bad:
@@ -424,7 +448,9 @@ def test_no_secret_or_plaintext_escapes(
         expect_failure(lambda: ce.decrypt(Binary(b"\x01" + bytes(keys["local"]) + b"\x02" * 40, 6)))
         bad_key = os.urandom(95)
         found.binary("invalid local key", bad_key)
-        expect_failure(lambda: MongoCrypt(MongoCryptOptions({"local": {"key": bad_key}})))
+        expect_failure(
+            lambda: MongoCrypt(MongoCryptOptions({"local": {"key": bad_key}})), ValueError
+        )
         bad_gcp = _token("not-base64!private-key")
         found.text("invalid gcp private key", bad_gcp)
         expect_failure(
@@ -527,6 +553,16 @@ def test_no_secret_or_plaintext_escapes(
         for link in errors_in_chain(error):
             corpus.append((f"error {type(link).__name__}", repr(link) + str(link)))
     leaks = found.leaks(corpus)
+    # mongocrypt's own lines are among those scanned (issue 15 item 7).
+    own = {(r.name, r.getMessage().split(" ")[0]) for r in caplog.records}
+    for logger, first_word in [
+        ("mongocrypt.auto_encryption", "query"),
+        ("mongocrypt.engine", "marking"),
+        ("mongocrypt.engine", "fetching"),
+        ("mongocrypt.engine", "KMS"),
+        ("mongocrypt.credentials", "aws"),
+    ]:
+        assert (logger, first_word) in own, (logger, first_word)
     assert len(caplog.records) > 100 and len(events.events) > 50 and len(commands.events) > 50
     assert len(raised) >= 13, raised
     assert not leaks, "secrets or plaintext escaped:\n" + "\n".join(leaks[:20])

@@ -1,17 +1,19 @@
 """CSFLE (JSON schema) analysis: what the analyzer writes back for each command.
 
 The shapes follow mongocryptd's: find-like filters re-serialized (``{f: {$eq: marking}}``,
-explicit ``$and``, ``$ne`` as ``$not: {$eq}``, ``$in`` sorted), aggregation ``$match`` in place,
+explicit ``$and``, ``$ne`` as ``$not: {$eq}``, ``$in`` sorted; aggregation ``$match`` too),
 the write batch last, ``$db`` and the schema fields dropped.
 """
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any, Optional
 
 import bson
 import pytest
+from bson import json_util
 from bson.binary import Binary
 from bson.code import Code
 from bson.int64 import Int64
@@ -22,6 +24,7 @@ from bson.son import SON
 from mongocrypt.analysis import MAX_WIRE_VERSION, QueryAnalysisError, analyze, mark_command
 from mongocrypt.analysis._commands import DECODE, ENCODE
 
+DATA = Path(__file__).parent / "data"
 K1 = Binary(uuid.UUID("11111111-1111-1111-1111-111111111111").bytes, 4)
 K2 = Binary(uuid.UUID("22222222-2222-2222-2222-222222222222").bytes, 4)
 K3 = Binary(uuid.UUID("33333333-3333-3333-3333-333333333333").bytes, 4)
@@ -466,7 +469,10 @@ def test_find_and_modify() -> None:
 # -- aggregation ----------------------------------------------------------------------------------
 
 
-def test_aggregate_marks_match_in_place_and_tracks_the_schema() -> None:
+def test_aggregate_marks_match_as_mongocryptd_and_tracks_the_schema() -> None:
+    """A single-schema $match is written back as mongocryptd serialises it
+    (``{f: {$eq: <marking>}}``, several predicates under ``$and``), not in the user's shape, as
+    the spec's count.json expects of the aggregate countDocuments sends."""
     result = csfle(
         {
             "aggregate": "coll",
@@ -485,14 +491,14 @@ def test_aggregate_marks_match_in_place_and_tracks_the_schema() -> None:
     same(
         result["pipeline"],
         [
-            {"$match": {"ssn": m("a"), "x": {"$gt": 1}}},
+            {"$match": {"$and": [{"ssn": {"$eq": m("a")}}, {"x": {"$gt": 1}}]}},
             {
                 "$addFields": {
                     "ssn": "now plain",
                     "flag": {"$in": ["$age", [m(1, key=K2), m(2, key=K2)]]},
                 }
             },
-            {"$match": {"ssn": "now plain"}},
+            {"$match": {"ssn": {"$eq": "now plain"}}},
             {"$project": {"age": 1, "flag": 1}},
             {"$group": {"_id": "$age", "n": {"$sum": 1}, "all": {"$push": "$flag"}}},
             {"$sort": {"n": -1}},
@@ -509,7 +515,37 @@ def test_group_key_keeps_its_encryption_for_later_stages() -> None:
             "cursor": {},
         }
     )["result"]
-    same(result["pipeline"][1], {"$match": {"_id": m("a")}})
+    same(result["pipeline"][1], {"$match": {"_id": {"$eq": m("a")}}})
+
+
+@pytest.mark.parametrize(
+    "key", ["$ssn", "$name.first", {"$toLower": "$name.last"}, "$name.last", "$nosuchfield"]
+)
+def test_sort_by_count_is_accepted_exactly_when_its_group_is(key: Any) -> None:
+    """The server expands ``{$sortByCount: k}`` into ``{$group: {_id: k, count: {$sum: 1}}}``
+    and ``{$sort: {count: -1}}`` when it parses the pipeline: the analyzer accepts it when it
+    accepts that ``$group`` (a deterministic field as the key included) and answers with the
+    expansion, as mongocryptd does."""
+    group = csfle(
+        {"aggregate": "coll", "pipeline": [{"$group": {"_id": key, "count": {"$sum": 1}}}]}
+    )
+    grouped = group["result"]["pipeline"]
+    by_count = csfle(
+        {"aggregate": "coll", "pipeline": [{"$sortByCount": key}, {"$match": {"_id": "a"}}]}
+    )["result"]["pipeline"]
+    same(by_count[:2], [*grouped, {"$sort": {"count": -1}}])
+    # the group key keeps its encryption: a later $match on it is marked when it is encrypted
+    encrypted_key = key in ("$ssn", "$name.first")
+    same(by_count[2], {"$match": {"_id": {"$eq": m("a") if encrypted_key else "a"}}})
+
+
+@pytest.mark.parametrize("key", ["$notes", "$secret", "$name"])
+def test_sort_by_count_is_refused_exactly_when_its_group_is(key: str) -> None:
+    """A random field, or an object holding encrypted fields, is refused as a key of both."""
+    for stage in ({"$group": {"_id": key}}, {"$sortByCount": key}):
+        with pytest.raises(QueryAnalysisError, match="Cannot group on field") as info:
+            csfle({"aggregate": "coll", "pipeline": [stage]})
+        assert info.value.code == 51222
 
 
 def test_fields_of_unknown_encryption_cannot_be_used() -> None:
@@ -609,3 +645,37 @@ def test_create_collmod_and_create_indexes_pass_when_nothing_is_compared() -> No
     ):
         reply = csfle(command)
         assert reply["result"] == command and reply["hasEncryptionPlaceholders"] is False
+
+
+def _shape(value: Any) -> Any:
+    """``value`` with every BinData subtype 6 (marking or ciphertext) replaced by its kind."""
+    if isinstance(value, Binary) and value.subtype == 6:
+        return "<encrypted>"
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return value
+
+
+def test_count_documents_match_has_the_form_count_json_expects() -> None:
+    """The $match of the aggregate pymongo's countDocuments sends, as the spec's count.json
+    expects it of mongocryptd: ``{encrypted_string: {$eq: <encrypted>}}`` (the unified case
+    itself needs a server that stores count.json's encrypt-keyword validator)."""
+    spec = json_util.loads((DATA / "spec-unified" / "count.json").read_text())
+    schema = spec["initialData"][0]["createOptions"]["validator"]["$jsonSchema"]
+    (expected,) = [
+        event["commandStartedEvent"]["command"]
+        for event in spec["tests"][0]["expectEvents"][0]["events"]
+        if event["commandStartedEvent"]["commandName"] == "aggregate"
+    ]
+    sent = {
+        "aggregate": "default",
+        "pipeline": [
+            {"$match": spec["tests"][0]["operations"][0]["arguments"]["filter"]},
+            {"$group": {"_id": 1, "n": {"$sum": 1}}},
+        ],
+        "cursor": {},
+    }
+    marked = csfle(sent, schema)["result"]["pipeline"]
+    assert _shape(marked[0]) == _shape(expected["pipeline"][0])

@@ -155,7 +155,7 @@ def test_csfle_queries_send_the_ciphertext_a_deterministic_insert_stores(vault: 
             "cursor": {},
         },
     )
-    assert aggregated["pipeline"][0] == {"$match": {"ssn": ciphertext}}
+    assert aggregated["pipeline"][0] == {"$match": {"ssn": {"$eq": ciphertext}}}
     assert aggregated["pipeline"][1]["$project"]["flag"] == {"$eq": ["$ssn", ciphertext]}
 
 

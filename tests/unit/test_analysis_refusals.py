@@ -6,7 +6,9 @@ carries a value (values are plaintext).
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -18,6 +20,7 @@ from test_analysis_csfle import DETERMINISTIC, K1, K2, RANDOM, SCHEMA, encrypt
 from test_analysis_qe import info
 
 from mongocrypt.analysis import QueryAnalysisError, analyze
+from mongocrypt.analysis import _codes as analysis_codes
 
 SECRET = "s3cr3t-plaintext"
 
@@ -1119,7 +1122,7 @@ RULES: list[tuple[str, dict[str, Any], str, int]] = [
     (
         "$sortByCount of a random field",
         C(agg({"$sortByCount": "$notes"})),
-        "$sortByCount may not group on encrypted field 'notes'",
+        "Cannot group on field 'notes' which is encrypted with the random algorithm",
         51222,
     ),
     (
@@ -1745,3 +1748,105 @@ def test_too_deeply_nested() -> None:
     with pytest.raises(QueryAnalysisError, match="nested too deeply") as info:
         analyze(C(find(query)))
     assert SECRET not in str(info.value)
+
+
+FRENCH = {"locale": "fr"}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(Q({**find({"ssn": SECRET}), "collation": FRENCH}), id="find"),
+        pytest.param(Q({**find({"ssn": {"$in": [SECRET]}}), "collation": FRENCH}), id="$in"),
+        pytest.param(Q({**agg({"$match": {"ssn": SECRET}}), "collation": FRENCH}), id="aggregate"),
+        pytest.param(
+            Q({"count": "coll", "query": {"ssn": SECRET}, "collation": FRENCH}), id="count"
+        ),
+        pytest.param(
+            Q(
+                {
+                    "delete": "coll",
+                    "deletes": [{"q": {"ssn": SECRET}, "limit": 1, "collation": FRENCH}],
+                }
+            ),
+            id="delete",
+        ),
+        pytest.param(
+            Q(
+                {
+                    "update": "coll",
+                    "updates": [
+                        {"q": {"ssn": SECRET}, "u": {"$set": {"a": 1}}, "collation": FRENCH}
+                    ],
+                }
+            ),
+            id="update",
+        ),
+        pytest.param(
+            Q(
+                {
+                    "findAndModify": "coll",
+                    "query": {"ssn": SECRET},
+                    "remove": True,
+                    "collation": FRENCH,
+                }
+            ),
+            id="findAndModify",
+        ),
+        pytest.param(
+            Q({**find({"$expr": {"$eq": ["$ssn", SECRET]}}), "collation": FRENCH}), id="$expr"
+        ),
+    ],
+)
+def test_qe_equality_under_a_non_simple_collation_is_refused(command: dict[str, Any]) -> None:
+    """CSE-ERR-05: a Queryable Encryption equality comparison of a string under a non-simple
+    collation is refused as mongocryptd refuses it for CSFLE (31054): the server would apply the
+    collation to the tokens, silently matching nothing or the wrong documents."""
+    with pytest.raises(QueryAnalysisError, match="non-simple collation") as info:
+        analyze(command)
+    assert info.value.code == 31054
+    assert SECRET not in str(info.value)
+
+
+def test_qe_equality_under_the_simple_collation_is_marked() -> None:
+    """The simple collation, spelt out, changes nothing."""
+    reply = analyze(Q({**find({"ssn": SECRET}), "collation": {"locale": "simple"}}))
+    assert reply["hasEncryptionPlaceholders"] is True
+
+
+ANALYSIS_SOURCES = sorted(Path(analysis_codes.__file__).parent.glob("*.py"))
+
+
+def test_error_codes_are_named_in_one_module() -> None:
+    """Every refusal names its code from ``analysis._codes`` (no number written inline), each
+    code there has one name, and every name is used."""
+    code_names = {
+        name: getattr(analysis_codes, name) for name in dir(analysis_codes) if name.isupper()
+    }
+    assert len(set(code_names.values())) == len(code_names)
+    used: set[str] = set()
+    for path in ANALYSIS_SOURCES:
+        if path.name == "_codes.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "refuse":
+                for argument in node.args[1:]:
+                    assert not isinstance(argument, ast.Constant), (path.name, node.lineno)
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "codes"
+            ):
+                used.add(node.attr)
+    assert used == set(code_names)
+
+
+def test_is_operator_is_defined_once() -> None:
+    definitions = [
+        path.name
+        for path in ANALYSIS_SOURCES
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") == "is_operator"
+    ]
+    assert definitions == ["_types.py"]

@@ -1,11 +1,15 @@
-"""vendor/fetch.py: pins are verified, missing or mismatching packages are clear errors, the
-mirror comes from the machine's apt sources, and .deb files unpack without dpkg."""
+"""vendor/fetch.py: pins are verified, the pinned file is taken from any suite the pin names and
+never replaced by another version, missing or mismatching packages are clear errors, the mirror
+comes from the machine's apt sources, and .deb files unpack without dpkg (with a .pc file)."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import io
+import json
+import os
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -48,34 +52,59 @@ def make_deb(path: Path, files: dict[str, bytes]) -> Path:
 
 
 class FakeApt:
-    """Stands in for PrivateApt: serves prepared .deb files, or nothing."""
+    """Stands in for PrivateApt: serves prepared .deb files by (suite, version), from whichever
+    of its suites has the version, as apt does with several suites in its sources."""
 
-    def __init__(self, debs: dict[str, Path], arch: str = "amd64") -> None:
+    def __init__(
+        self, debs: dict[tuple[str, str], Path], arch: str = "amd64", suites: tuple[str, ...] = ()
+    ) -> None:
         self.debs = debs
         self.arch = arch
+        self.suites = suites or tuple(sorted({suite for suite, _ in debs}))
 
     def download(self, package: str, version: str) -> Optional[Path]:
-        return self.debs.get(version)
+        for suite in self.suites:
+            if (suite, version) in self.debs:
+                return self.debs[(suite, version)]
+        return None
 
 
 def pins_for(deb: Path, fallback: Optional[Path] = None) -> dict:
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
     return {
-        "primary": {"version": "2.0-1", "suite": "sid", "sha256": {"amd64": digest(deb)}},
+        "primary": {
+            "version": "2.0-1",
+            "suites": ["sid", "testing"],
+            "sha256": {"amd64": digest(deb)},
+        },
         "fallback": {
             "version": "1.0-1",
-            "suite": "trixie",
+            "suites": ["trixie"],
             "sha256": {"amd64": digest(fallback) if fallback else "0" * 64},
         },
     }
 
 
-def test_verified_download_is_used(fetch: ModuleType, tmp_path: Path) -> None:
+@pytest.mark.parametrize("suite", ["sid", "testing"])
+def test_the_pinned_file_is_taken_from_sid_or_testing(
+    fetch: ModuleType, tmp_path: Path, suite: str
+) -> None:
+    """The same file (same version, same sha256) is accepted from either suite the pin names."""
     deb = make_deb(tmp_path / "p.deb", {"usr/share/doc/x": b"x"})
-    used, path = fetch.fetch_package(
-        FakeApt({"2.0-1": deb}), "libmongocrypt-dev", pins_for(deb), "auto"
-    )
+    apt = FakeApt({(suite, "2.0-1"): deb}, suites=("sid", "testing"))
+    used, path = fetch.fetch_package(apt, "libmongocrypt-dev", pins_for(deb), "primary")
     assert (used["role"], used["version"], path) == ("primary", "2.0-1", deb)
+    assert used["suites"] == ["sid", "testing"]
+
+
+def test_a_different_file_from_testing_is_refused(fetch: ModuleType, tmp_path: Path) -> None:
+    """testing serves the pin only with the pinned hash: another build of it is refused."""
+    pinned = make_deb(tmp_path / "p.deb", {"a": b"1"})
+    rebuilt = make_deb(tmp_path / "r.deb", {"a": b"rebuilt"})
+    apt = FakeApt({("testing", "2.0-1"): rebuilt}, suites=("sid", "testing"))
+    with pytest.raises(fetch.FetchError, match=r"sha256 mismatch.*Do not build with it"):
+        fetch.fetch_package(apt, "libmongocrypt-dev", pins_for(pinned), "primary")
+    assert not rebuilt.exists()
 
 
 def test_hash_mismatch_is_refused_and_the_file_deleted(fetch: ModuleType, tmp_path: Path) -> None:
@@ -83,26 +112,81 @@ def test_hash_mismatch_is_refused_and_the_file_deleted(fetch: ModuleType, tmp_pa
     pins = pins_for(deb)
     deb.write_bytes(deb.read_bytes() + b"tampered")
     with pytest.raises(fetch.FetchError, match=r"sha256 mismatch.*Do not build with it"):
-        fetch.fetch_package(FakeApt({"2.0-1": deb}), "libmongocrypt-dev", pins, "auto")
+        fetch.fetch_package(FakeApt({("sid", "2.0-1"): deb}), "libmongocrypt-dev", pins, "primary")
     assert not deb.exists()
 
 
-def test_fallback_when_primary_left_the_mirror(
-    fetch: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_no_silent_downgrade_when_neither_suite_has_the_pin(
+    fetch: ModuleType, tmp_path: Path
 ) -> None:
+    """The primary pin gone from sid and testing stops the fetch with the way to re-pin, even
+    though the mirror still has the (older) fallback version."""
     old = make_deb(tmp_path / "old.deb", {"a": b"old"})
     primary = make_deb(tmp_path / "new.deb", {"a": b"new"})
-    used, path = fetch.fetch_package(
-        FakeApt({"1.0-1": old}), "libmongocrypt-dev", pins_for(primary, old), "auto"
-    )
-    assert (used["role"], path) == ("fallback", old)
-    assert "using the fallback pin" in capsys.readouterr().err
+    apt = FakeApt({("trixie", "1.0-1"): old}, suites=("sid", "testing", "trixie"))
+    with pytest.raises(fetch.FetchError) as info:
+        fetch.fetch_package(apt, "libmongocrypt-dev", pins_for(primary, old), "primary")
+    message = str(info.value)
+    assert "2.0-1 (primary pin) is in neither sid or testing" in message
+    assert "does not build with another version silently" in message
+    assert "apt-get download libmongocrypt-dev:amd64=VERSION" in message
+    assert "[libmongocrypt-dev.primary]" in message and "pins.toml" in message
 
 
-def test_nothing_on_the_mirror_says_what_to_do(fetch: ModuleType, tmp_path: Path) -> None:
-    deb = make_deb(tmp_path / "p.deb", {"a": b"1"})
-    with pytest.raises(fetch.FetchError, match=r"no longer on the mirror.*pin it with its sha256"):
-        fetch.fetch_package(FakeApt({}), "libmongocrypt-dev", pins_for(deb), "auto")
+def test_the_fallback_pin_is_fetched_only_when_asked(fetch: ModuleType, tmp_path: Path) -> None:
+    old = make_deb(tmp_path / "old.deb", {"a": b"old"})
+    primary = make_deb(tmp_path / "new.deb", {"a": b"new"})
+    apt = FakeApt({("trixie", "1.0-1"): old})
+    used, path = fetch.fetch_package(apt, "libmongocrypt-dev", pins_for(primary, old), "fallback")
+    assert (used["role"], used["version"], path) == ("fallback", "1.0-1", old)
+
+
+def test_the_command_line_has_no_automatic_fallback(fetch: ModuleType) -> None:
+    with pytest.raises(SystemExit):
+        fetch.main(["--pin", "auto"])
+
+
+def test_pins_file_names_suites_for_every_pin(fetch: ModuleType) -> None:
+    """The pins the build uses: the primary libmongocrypt from sid or testing; no other pin of
+    another role is used automatically."""
+    pins = fetch.tomllib.loads(fetch.PINS.read_text())
+    assert pins["libmongocrypt-dev"]["primary"]["suites"] == ["sid", "testing"]
+    assert pins["libmongocrypt-dev"]["fallback"]["version"].startswith("1.13.")
+    assert set(pins["libintelrdfpmath-dev"]) == {"primary"}
+    for choices in pins.values():
+        for pin in choices.values():
+            assert pin["suites"] and set(pin["sha256"]) == {"amd64", "arm64"}
+
+
+def test_pkg_config_file_describes_the_unpacked_archives(fetch: ModuleType, tmp_path: Path) -> None:
+    """The .pc written beside the archives makes them usable through pkg-config, from wherever
+    the directory is (paths relative to the .pc file)."""
+    pc_dir = tmp_path / "unpacked" / "lib" / "pkgconfig"
+    pc_dir.mkdir(parents=True)
+    (pc_dir / "libmongocrypt.pc").write_text(fetch.pkg_config_file("1.13.2-1+deb13u2"))
+    env = {**os.environ, "PKG_CONFIG_PATH": str(pc_dir)}
+
+    def pkg_config(*args: str) -> str:
+        return subprocess.run(
+            ["pkg-config", *args, "libmongocrypt"], env=env, capture_output=True, text=True
+        ).stdout.strip()
+
+    assert pkg_config("--modversion") == "1.13.2"
+    root = (tmp_path / "unpacked").resolve()
+    cflags = pkg_config("--cflags").split()
+    assert [Path(f[2:]).resolve() for f in cflags if f.startswith("-I")] == [
+        root / "include" / "mongocrypt"
+    ]
+    assert "-DMONGOCRYPT_STATIC_DEFINE" in cflags
+    libs = pkg_config("--libs").split()
+    archives = [Path(f).resolve().relative_to(root).as_posix() for f in libs if f.endswith(".a")]
+    assert archives == [
+        "lib/libmongocrypt-static.a",
+        "lib/libkms_message-static.a",
+        "lib/libbson-static-for-libmongocrypt.a",
+        "lib/libbidgcc000.a",
+    ]
+    assert "-lcrypto" in libs and "-Wl,--exclude-libs,ALL" in libs
 
 
 def test_missing_architecture_hash(fetch: ModuleType, tmp_path: Path) -> None:
@@ -155,7 +239,7 @@ def test_mirror_override(fetch: ModuleType, monkeypatch: pytest.MonkeyPatch) -> 
     assert fetch.apt_mirror() == "http://mirror.invalid/debian"
 
 
-def testup_to_date_needs_the_preferred_pins(fetch: ModuleType) -> None:
+def test_up_to_date_needs_the_wanted_pins(fetch: ModuleType) -> None:
     pins = {
         "libmongocrypt-dev": {
             "primary": {"sha256": {"amd64": "p"}},
@@ -163,6 +247,24 @@ def testup_to_date_needs_the_preferred_pins(fetch: ModuleType) -> None:
         }
     }
     stamp = {"arch": "amd64", "packages": {"libmongocrypt-dev": {"sha256": "p"}}}
-    assert fetch.up_to_date(stamp, pins, {"libmongocrypt-dev": "auto"}, "amd64")
+    assert fetch.up_to_date(stamp, pins, {"libmongocrypt-dev": "primary"}, "amd64")
     assert not fetch.up_to_date(stamp, pins, {"libmongocrypt-dev": "fallback"}, "amd64")
-    assert not fetch.up_to_date(stamp, pins, {"libmongocrypt-dev": "auto"}, "arm64")
+    assert not fetch.up_to_date(stamp, pins, {"libmongocrypt-dev": "primary"}, "arm64")
+
+
+def test_an_up_to_date_unpack_gets_its_pkg_config_file(fetch: ModuleType, tmp_path: Path) -> None:
+    """An unpack that is already up to date still gets the .pc this script now writes."""
+    pins = fetch.tomllib.loads(fetch.PINS.read_text())
+    arch = fetch.debian_arch()
+    stamp = {
+        "arch": arch,
+        "packages": {
+            package: {"version": p["primary"]["version"], "sha256": p["primary"]["sha256"][arch]}
+            for package, p in pins.items()
+        },
+    }
+    (tmp_path / "pins.json").write_text(json.dumps(stamp))
+    assert fetch.main(["--dest", str(tmp_path)]) == 0
+    pc_file = (tmp_path / "lib" / "pkgconfig" / "libmongocrypt.pc").read_text()
+    upstream = pins["libmongocrypt-dev"]["primary"]["version"].split("-")[0]
+    assert f"Version: {upstream}\n" in pc_file

@@ -117,3 +117,126 @@ def test_data_key_options_repr_redacts_key_material() -> None:
 def test_contention_factor_must_fit_int64() -> None:
     with pytest.raises(ValueError, match="contention_factor must fit in 64 bits"):
         ExplicitEncryptOptions("Indexed", key_alt_name="a", contention_factor=2**63)
+
+
+# Issue 15 item 2: the public options are checked when built, naming the option.
+from bson import Binary  # noqa: E402
+from bson.binary import UUID_SUBTYPE  # noqa: E402
+
+from mongocrypt import Algorithm, AutoEncryptionOpts, DataKeyOpts, EncryptOpts, StringOpts  # noqa: E402
+
+PREFIX = {"strMinQueryLength": 1, "strMaxQueryLength": 3}
+
+
+def test_misspelt_algorithm_is_refused_naming_the_valid_ones() -> None:
+    with pytest.raises(ValueError) as info:
+        EncryptOpts("AEAD_AES_256_CBC_HMAC_SHA_512-Deterministc", key_alt_name="a")
+    assert "algorithm must be one of" in str(info.value)
+    assert Algorithm.DETERMINISTIC in str(info.value) and Algorithm.INDEXED in str(info.value)
+
+
+def test_algorithm_and_query_type_match_in_any_case_as_libmongocrypt_does() -> None:
+    opts = EncryptOpts("indexed", key_alt_name="a", contention_factor=0, query_type="EQUALITY")
+    assert (opts.algorithm, opts.query_type) == ("Indexed", "equality")
+    with pytest.raises(ValueError, match="query_type must be one of equality, range"):
+        EncryptOpts("Indexed", key_alt_name="a", contention_factor=0, query_type="prefixPreview")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        ({"algorithm": "Indexed", "contention_factor": -1}, "contention_factor must be >= 0"),
+        ({"algorithm": Algorithm.RANDOM, "contention_factor": 0}, "contention_factor is for"),
+        ({"algorithm": "Range", "contention_factor": 0}, "range_opts is required with the Range"),
+        ({"algorithm": "Indexed", "string_opts": StringOpts(True, True, PREFIX)}, "string_opts"),
+    ],
+)
+def test_encrypt_opts_refuse_impossible_combinations(kwargs: dict, text: str) -> None:
+    with pytest.raises(ValueError, match=text):
+        EncryptOpts(key_alt_name="a", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        ({}, "needs one of prefix, suffix and substring"),
+        (
+            {"prefix": PREFIX, "substring": {**PREFIX, "strMaxLength": 9}},
+            "substring cannot be combined",
+        ),
+        ({"prefix": {"strMinQueryLength": 1}}, "prefix takes exactly .*missing strMaxQueryLength"),
+        ({"suffix": {**PREFIX, "strMax": 2}}, "unknown strMax"),
+        ({"prefix": {"strMinQueryLength": 0, "strMaxQueryLength": 3}}, "must be > 0"),
+        ({"prefix": {"strMinQueryLength": 5, "strMaxQueryLength": 3}}, "must not exceed"),
+        ({"substring": PREFIX}, "missing strMaxLength"),
+    ],
+)
+def test_string_opts_refuse_conflicting_or_missing_parts(kwargs: dict, text: str) -> None:
+    with pytest.raises(ValueError, match=text) as info:
+        StringOpts(True, True, **kwargs)
+    assert "TextOpts" not in str(info.value)
+
+
+def test_key_vault_namespace_without_a_dot_is_refused_by_auto_encryption_opts() -> None:
+    with pytest.raises(ValueError, match=r"key_vault_namespace must be 'database\.collection'"):
+        AutoEncryptionOpts({"local": {"key": os.urandom(96)}}, "keyvault")
+
+
+@pytest.mark.parametrize(
+    ("key", "error", "text"),
+    [
+        (os.urandom(95), ValueError, r"\['key'\] must be 96 bytes, not 95"),
+        ("x" * 96, TypeError, "not a str of 96 characters"),
+        (96, TypeError, "must be 96 bytes, not int"),
+    ],
+    ids=["95-bytes", "96-char-str", "int"],
+)
+def test_local_master_key_is_checked_when_options_are_built(
+    key: object, error: type, text: str
+) -> None:
+    with pytest.raises(error, match=text):
+        AutoEncryptionOpts({"local": {"key": key}}, "encryption.__keyVault")
+    with pytest.raises(error, match=text):
+        MongoCryptOptions({"local:named": {"key": key}})
+
+
+def test_local_master_key_as_base64_text_is_accepted() -> None:
+    import base64
+
+    MongoCryptOptions({"local": {"key": base64.b64encode(os.urandom(96)).decode()}})
+
+
+def test_key_material_must_be_96_bytes() -> None:
+    with pytest.raises(ValueError, match="key_material must be 96 bytes, not 32"):
+        DataKeyOpts(key_material=os.urandom(32))
+
+
+def test_schema_key_id_of_the_wrong_type_names_the_field_path() -> None:
+    schema = {
+        "db.coll": {
+            "properties": {"ssn": {"encrypt": {"keyId": "not-a-pointer", "bsonType": "string"}}}
+        }
+    }
+    with pytest.raises(TypeError) as info:
+        AutoEncryptionOpts({"local": {"key": os.urandom(96)}}, "k.v", schema_map=schema)
+    assert "schema_map['db.coll'].properties.ssn.encrypt.keyId must be a list of UUIDs" in str(
+        info.value
+    )
+    fields = {"db.qe": {"fields": [{"path": "a", "keyId": "nope", "bsonType": "string"}]}}
+    with pytest.raises(TypeError, match=r"encrypted_fields_map\['db.qe'\].fields\[0\].keyId"):
+        MongoCryptOptions({"local": {"key": os.urandom(96)}}, encrypted_fields_map=fields)
+    good = {
+        "db.coll": {
+            "properties": {"ssn": {"encrypt": {"keyId": [Binary(b"k" * 16, UUID_SUBTYPE)]}}}
+        }
+    }
+    MongoCryptOptions({"local": {"key": os.urandom(96)}}, schema_map=good)
+
+
+def test_schema_key_id_may_be_a_json_pointer_and_encrypt_metadata_is_checked_too() -> None:
+    providers = {"local": {"key": os.urandom(96)}}
+    pointer = {"db.c": {"properties": {"s": {"encrypt": {"keyId": "/owner"}}}}}
+    MongoCryptOptions(providers, schema_map=pointer)
+    metadata = {"db.c": {"encryptMetadata": {"keyId": ["not-a-uuid"]}}}
+    with pytest.raises(TypeError, match=r"schema_map\['db.c'\].encryptMetadata.keyId must be"):
+        MongoCryptOptions(providers, schema_map=metadata)

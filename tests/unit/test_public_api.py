@@ -16,6 +16,7 @@ def test_top_level_surface() -> None:
         [
             "Algorithm",
             "AsyncClientEncryption",
+            "AutoEncryptionOpts",
             "ClientEncryption",
             "CredentialsError",
             "DataKeyOpts",

@@ -30,15 +30,13 @@ from typing import Any
 import bson
 from bson.errors import BSONError
 
+from mongocrypt.analysis import _codes as codes
 from mongocrypt.analysis._commands import DECODE, ENCODE, analyze_command
-from mongocrypt.analysis._errors import BAD_VALUE, refuse
+from mongocrypt.analysis._errors import refuse
+from mongocrypt.analysis._hello import HELLO_NAMES, MAX_WIRE_VERSION, hello_reply
 from mongocrypt.errors import QueryAnalysisError
 
 __all__ = ["MAX_WIRE_VERSION", "QueryAnalysisError", "analyze", "mark_command"]
-
-#: The mongocryptd wire version the analyzer answers libmongocrypt's ``isMaster`` probe with:
-#: 8.2's, so libmongocrypt sends several schemas (``$lookup``) and mixed CSFLE/QE commands.
-MAX_WIRE_VERSION = 27
 
 
 def analyze(command: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,7 +54,7 @@ def analyze(command: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return analyze_command(command)
     except RecursionError:
-        refuse("The command is nested too deeply to be analysed", BAD_VALUE)
+        refuse("The command is nested too deeply to be analysed", codes.BAD_VALUE)
 
 
 def mark_command(database: str, command: bytes) -> bytes:
@@ -74,21 +72,10 @@ def mark_command(database: str, command: bytes) -> bytes:
     try:
         document = bson.decode(command, codec_options=DECODE)
     except (BSONError, TypeError, ValueError) as exc:
-        refuse(f"The marking command is not valid BSON: {type(exc).__name__}", BAD_VALUE)
-    if next(iter(document), "").lower() in ("ismaster", "hello"):
-        return bson.encode(_hello())
+        refuse(f"The marking command is not valid BSON: {type(exc).__name__}", codes.BAD_VALUE)
+    name = next(iter(document), "")
+    if name.lower() in HELLO_NAMES:
+        return bson.encode(hello_reply(name))
     if "$db" not in document:
         document["$db"] = database
     return bson.encode(analyze(document), codec_options=ENCODE)
-
-
-def _hello() -> dict[str, Any]:
-    return {
-        "ismaster": True,
-        "iscryptd": True,
-        "maxBsonObjectSize": 16 * 1024 * 1024,
-        "maxMessageSizeBytes": 48_000_000,
-        "maxWireVersion": MAX_WIRE_VERSION,
-        "minWireVersion": 0,
-        "ok": 1.0,
-    }

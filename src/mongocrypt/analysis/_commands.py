@@ -1,24 +1,27 @@
-"""Commands: the protocol fields libmongocrypt adds, the per-command analysis, and the reply."""
+"""Commands: the per-command analysis and the reply (the protocol fields are read by
+``_protocol``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import bson
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.errors import BSONError
 
-from mongocrypt.analysis._errors import BAD_VALUE, INVALID_NAMESPACE, refuse
+from mongocrypt.analysis import _codes as codes
+from mongocrypt.analysis._errors import refuse
 from mongocrypt.analysis._fields import COMMANDS, GENERIC, STATEMENTS, check_fields
 from mongocrypt.analysis._filter import FilterAnalyzer, Style
 from mongocrypt.analysis._jsonschema import parse_json_schema
 from mongocrypt.analysis._markings import Marker
-from mongocrypt.analysis._pipeline import Catalog, PipelineAnalyzer, check_sort, project
-from mongocrypt.analysis._qe import parse_encrypted_fields
-from mongocrypt.analysis._tree import PLAIN, Fle1Meta, Kind, Node, QeField, resolve
+from mongocrypt.analysis._pipeline import Catalog, PipelineAnalyzer
+from mongocrypt.analysis._projection import check_sort, project
+from mongocrypt.analysis._protocol import Params, build_catalog, infer_database, read_params
+from mongocrypt.analysis._tree import Fle1Meta, Kind, QeField, resolve
+from mongocrypt.analysis._types import is_operator
 from mongocrypt.analysis._writes import WriteAnalyzer
 
 __all__ = ["DECODE", "ENCODE", "analyze_command"]
@@ -51,40 +54,30 @@ _ANALYSIS_FIELDS = ("$db", "jsonSchema", "isRemoteSchema", "csfleEncryptionSchem
 _SCHEMA_COMMANDS = ("create", "collMod", "createIndexes")
 
 
-@dataclass
-class _Params:
-    """The analysis fields of a command, checked."""
-
-    json_schema: Optional[Mapping[str, Any]] = None
-    remote: Optional[bool] = None
-    csfle_schemas: Optional[Mapping[str, Any]] = None
-    encryption_information: Optional[Mapping[str, Any]] = None
-
-
 def normalize(command: Mapping[str, Any]) -> dict[str, Any]:
     """A private, plain-dict copy of ``command`` (so nothing the caller holds is modified)."""
     try:
         return bson.decode(bson.encode(command, codec_options=ENCODE), codec_options=DECODE)
     except (BSONError, TypeError, ValueError, OverflowError) as exc:
-        refuse(f"The command cannot be encoded as BSON: {type(exc).__name__}", BAD_VALUE)
+        refuse(f"The command cannot be encoded as BSON: {type(exc).__name__}", codes.BAD_VALUE)
 
 
 def analyze_command(command: Mapping[str, Any]) -> dict[str, Any]:
     """mongocryptd's reply to ``command`` (see :func:`mongocrypt.analysis.analyze`)."""
     if not isinstance(command, Mapping):
-        refuse("The command must be a document", BAD_VALUE)
+        refuse("The command must be a document", codes.BAD_VALUE)
     cmd = normalize(command)
     if not cmd:
-        refuse("The command is empty", BAD_VALUE)
+        refuse("The command is empty", codes.BAD_VALUE)
     name = _ALIASES.get(next(iter(cmd)), next(iter(cmd)))
     if name not in ANALYZED:
         refuse(f"command not supported for auto encryption: {name}")
     if name == "bulkWrite":
         return _BulkWrite(cmd).reply()
-    params = _params(cmd, name)
+    params = read_params(cmd, name)
     inner = cmd.get("explain") if name == "explain" else cmd
     if not isinstance(inner, Mapping) or not inner:
-        refuse("explain needs the command to explain", BAD_VALUE)
+        refuse("explain needs the command to explain", codes.BAD_VALUE)
     inner_name = _ALIASES.get(next(iter(inner)), next(iter(inner)))
     if name == "explain":
         _check_explained(cmd, inner, inner_name)
@@ -92,8 +85,8 @@ def analyze_command(command: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(collection, str) or not collection:
         refuse(f"non-collection command not supported for auto encryption: {inner_name}")
     database = cmd["$db"] if isinstance(cmd.get("$db"), str) else None
-    database = database or _infer_database(params, collection)
-    catalog = _catalog(params, database, f"{database}.{collection}", inner_name)
+    database = database or infer_database(params, collection)
+    catalog = build_catalog(params, database, f"{database}.{collection}", inner_name)
     if inner_name in ("create", "collMod"):
         _refuse_views(inner)
     analysis = _Analysis(catalog)
@@ -112,127 +105,23 @@ def analyze_command(command: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-# -- protocol fields ------------------------------------------------------------------------------
-
-
-def _params(cmd: Mapping[str, Any], name: str) -> _Params:
-    params = _Params()
-    if "jsonSchema" in cmd:
-        if not isinstance(cmd["jsonSchema"], Mapping):
-            refuse("jsonSchema must be an object", 51090)
-        params.json_schema = cmd["jsonSchema"]
-    if "isRemoteSchema" in cmd:
-        if not isinstance(cmd["isRemoteSchema"], bool):
-            refuse("isRemoteSchema must be a boolean", 31102)
-        params.remote = cmd["isRemoteSchema"]
-    if "encryptionInformation" in cmd:
-        if not isinstance(cmd["encryptionInformation"], Mapping):
-            refuse("encryptionInformation must be an object", 6327501)
-        params.encryption_information = cmd["encryptionInformation"]
-    if "csfleEncryptionSchemas" in cmd:
-        explained = cmd.get("explain") if name == "explain" else None
-        if name != "aggregate" and not (
-            isinstance(explained, Mapping) and next(iter(explained), None) == "aggregate"
-        ):
-            refuse("csfleEncryptionSchemas is only supported for the aggregate command", 9686713)
-        if not isinstance(cmd["csfleEncryptionSchemas"], Mapping):
-            refuse("csfleEncryptionSchemas must be an object", 9686702)
-        params.csfle_schemas = cmd["csfleEncryptionSchemas"]
-    if params.json_schema is not None and params.encryption_information is not None:
-        refuse("jsonSchema and encryptionInformation cannot be used together", 6327500)
-    if params.remote is not None and params.encryption_information is not None:
-        refuse("isRemoteSchema and encryptionInformation cannot be used together", 6327502)
-    if params.json_schema is not None and params.csfle_schemas is not None:
-        refuse("jsonSchema and csfleEncryptionSchemas cannot be used together", 9686707)
-    if (params.json_schema, params.csfle_schemas, params.encryption_information) == (None,) * 3:
-        refuse("jsonSchema or encryptionInformation is required", 51073)
-    if params.json_schema is not None and params.remote is None:
-        refuse("isRemoteSchema is required when jsonSchema is given", 31104)
-    return params
-
-
 def _check_explained(cmd: Mapping[str, Any], inner: Mapping[str, Any], inner_name: str) -> None:
     for key, code in (
-        ("jsonSchema", 30050),
-        ("isRemoteSchema", 31103),
-        ("encryptionInformation", 6365900),
+        ("jsonSchema", codes.EXPLAIN_INNER_JSON_SCHEMA),
+        ("isRemoteSchema", codes.EXPLAIN_INNER_REMOTE_SCHEMA),
+        ("encryptionInformation", codes.EXPLAIN_INNER_ENCRYPTION_INFORMATION),
     ):
         if key in inner:
             refuse(f"{key} is not allowed in the command being explained", code)
     if "$db" in inner and "$db" in cmd and inner["$db"] != cmd["$db"]:
-        refuse("The explained command's $db must match explain's", INVALID_NAMESPACE)
+        refuse("The explained command's $db must match explain's", codes.INVALID_NAMESPACE)
     if inner_name not in ANALYZED or inner_name in ("explain", "bulkWrite"):
         refuse(f"command not supported for auto encryption: {inner_name}")
 
 
-def _schema_namespaces(params: _Params) -> list[str]:
-    names: list[str] = []
-    if params.csfle_schemas is not None:
-        names.extend(params.csfle_schemas)
-    schema = (params.encryption_information or {}).get("schema")
-    if isinstance(schema, Mapping):
-        names.extend(schema)
-    return names
-
-
-def _infer_database(params: _Params, collection: str) -> str:
-    """The database, when ``$db`` was removed: from the schema namespace naming the collection."""
-    names = _schema_namespaces(params)
-    for namespace in names:
-        database, _, coll = namespace.partition(".")
-        if coll == collection:
-            return database
-    return names[0].partition(".")[0] if names else ""
-
-
-def _catalog(params: _Params, database: str, namespace: str, name: str) -> Catalog:
-    trees: dict[str, Node] = {}
-    qe: set[str] = set()
-    multiple = False
-    if params.json_schema is not None:
-        assert params.remote is not None
-        trees[namespace] = parse_json_schema(params.json_schema, params.remote)
-    if params.csfle_schemas is not None:
-        multiple = True
-        for ns, entry in params.csfle_schemas.items():
-            if not isinstance(entry, Mapping):
-                refuse(f"csfleEncryptionSchemas['{ns}'] must be an object", 6327504)
-            if "isRemoteSchema" not in entry:
-                refuse(f"csfleEncryptionSchemas['{ns}'] needs isRemoteSchema", 9686706)
-            schema, remote = entry.get("jsonSchema"), entry["isRemoteSchema"]
-            if not isinstance(schema, Mapping):
-                refuse(f"csfleEncryptionSchemas['{ns}'].jsonSchema must be an object", 51090)
-            if not isinstance(remote, bool):
-                refuse(f"csfleEncryptionSchemas['{ns}'].isRemoteSchema must be a bool", 31102)
-            trees[ns] = parse_json_schema(schema, remote)
-    if params.encryption_information is not None:
-        info = params.encryption_information
-        if info.get("type", 1) != 1:
-            refuse("encryptionInformation.type must be 1", BAD_VALUE)
-        schema = info.get("schema")
-        if not isinstance(schema, Mapping) or not schema:
-            refuse("encryptionInformation.schema must be a non-empty object", BAD_VALUE)
-        if name != "aggregate" and len(schema) != 1:
-            refuse("encryptionInformation.schema must have exactly one namespace", 6327503)
-        if len(schema) > 1:
-            multiple = True
-        for ns, efc in schema.items():
-            if ns in trees:
-                refuse(f"Namespace '{ns}' has both a JSON schema and encryptedFields", 9686710)
-            trees[ns] = parse_encrypted_fields(efc, ns) if efc else PLAIN
-            qe.add(ns)
-    if namespace not in trees:
-        if params.csfle_schemas is not None:
-            refuse(
-                f"csfleEncryptionSchemas must contain the command's namespace {namespace}", 9686712
-            )
-        refuse(f"encryptionInformation must contain the command's namespace {namespace}", 6411900)
-    return Catalog(database, namespace, trees, qe, multiple)
-
-
 def _refuse_views(cmd: Mapping[str, Any]) -> None:
     if "viewOn" in cmd or "pipeline" in cmd:
-        refuse("Creating a view is not supported with automatic encryption", 7501300)
+        refuse("Creating a view is not supported with automatic encryption", codes.VIEW_CREATION)
 
 
 def _stripped(cmd: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -306,7 +195,7 @@ class _Analysis:
 
     def _projection(self, spec: Any) -> Any:
         if not isinstance(spec, Mapping):
-            refuse("projection must be an object", BAD_VALUE)
+            refuse("projection must be an object", codes.BAD_VALUE)
         if not spec:
             return spec
         return project(spec, self.tree, self.marker, qe=self.qe, find=True)[0]
@@ -319,41 +208,43 @@ class _Analysis:
     def _distinct(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         key = cmd.get("key")
         if not isinstance(key, str) or not key:
-            refuse("distinct needs a key", BAD_VALUE)
+            refuse("distinct needs a key", codes.BAD_VALUE)
         found = resolve(self.tree, key.split("."))
         if found.kind is Kind.PREFIX:
             refuse(
-                f"Distinct key '{key}' is not allowed to be a prefix of an encrypted field", 31027
+                f"Distinct key '{key}' is not allowed to be a prefix of an encrypted field",
+                codes.DISTINCT_PREFIX_KEY,
             )
         if found.kind in (Kind.INSIDE, Kind.UNKNOWN):
             refuse(
-                f"Invalid operation on path '{key}' which contains an encrypted path prefix.", 51102
+                f"Invalid operation on path '{key}' which contains an encrypted path prefix.",
+                codes.PATH_THROUGH_ENCRYPTED,
             )
         meta = found.meta
         if isinstance(meta, QeField):
             refuse(
                 "Distinct key is not allowed to be marked for encryption with Queryable "
                 f"Encryption: '{key}'",
-                31026,
+                codes.DISTINCT_QE_KEY,
             )
         if isinstance(meta, Fle1Meta):
             if meta.key_pointer is not None:
                 refuse(
                     "The distinct key is not allowed to be marked for encryption with a non-UUID "
                     f"keyId: '{key}'",
-                    51131,
+                    codes.DISTINCT_KEY_POINTER,
                 )
             if not meta.deterministic:
                 refuse(
                     "Distinct key is not allowed to be marked for encryption with the randomized "
                     f"encryption algorithm: '{key}'",
-                    31026,
+                    codes.DISTINCT_QE_KEY,
                 )
             if not _is_simple(cmd.get("collation")) and "string" in (meta.bson_types or ()):
                 refuse(
                     f"Distinct key '{key}' of type string cannot use a non-simple collation with "
                     "client-side encryption",
-                    31058,
+                    codes.DISTINCT_COLLATION,
                 )
         if cmd.get("query") is None:
             return {}
@@ -361,7 +252,9 @@ class _Analysis:
 
     def _aggregate(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         self.marker.simple_collation = _is_simple(cmd.get("collation"))
-        style = Style.NORMALIZED if self.catalog.multiple and not self.qe else Style.IN_PLACE
+        # mongocryptd re-serialises a CSFLE $match ({f: {$eq: <marking>}}) but keeps a Queryable
+        # Encryption one in the user's shape (its recorded replies).
+        style = Style.IN_PLACE if self.qe else Style.NORMALIZED
         pipeline, _ = PipelineAnalyzer(self.catalog, self.marker, style, qe=self.qe).analyze(
             cmd.get("pipeline"), self.tree
         )
@@ -375,7 +268,7 @@ class _Analysis:
     def _insert(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         documents = cmd.get("documents")
         if not isinstance(documents, list):
-            refuse("insert needs a documents array", BAD_VALUE)
+            refuse("insert needs a documents array", codes.BAD_VALUE)
         writer = self._writer()
         return {"documents": [writer.insert(d) for d in documents]}
 
@@ -384,23 +277,25 @@ class _Analysis:
         if isinstance(update, list):
             return writer.pipeline(update, upsert=upsert, find_and_modify=find_and_modify)
         if not isinstance(update, Mapping):
-            refuse("An update must be an object or a pipeline", BAD_VALUE)
-        first = next(iter(update), "")
-        if isinstance(first, str) and first.startswith("$"):
+            refuse("An update must be an object or a pipeline", codes.BAD_VALUE)
+        if is_operator(update):
             return writer.modifier(update, upsert=upsert)
         return writer.replacement(update, upsert=upsert)
 
     def _update(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         statements = cmd.get("updates")
         if not isinstance(statements, list):
-            refuse("update needs an updates array", BAD_VALUE)
+            refuse("update needs an updates array", codes.BAD_VALUE)
         out = []
         for statement in statements:
             if not isinstance(statement, Mapping) or "q" not in statement or "u" not in statement:
-                refuse("Each update statement needs q and u", BAD_VALUE)
+                refuse("Each update statement needs q and u", codes.BAD_VALUE)
             check_fields("update.updates", statement, STATEMENTS["update"])
             if self.qe and statement.get("multi"):
-                refuse("Multi-document updates are not allowed with Queryable Encryption", 6329900)
+                refuse(
+                    "Multi-document updates are not allowed with Queryable Encryption",
+                    codes.QE_MULTI_UPDATE,
+                )
             marked = dict(statement)
             marked["q"] = self._filter(statement["q"], statement.get("collation"))
             if statement.get("sort") is not None:
@@ -412,15 +307,16 @@ class _Analysis:
     def _delete(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         statements = cmd.get("deletes")
         if not isinstance(statements, list):
-            refuse("delete needs a deletes array", BAD_VALUE)
+            refuse("delete needs a deletes array", codes.BAD_VALUE)
         out = []
         for statement in statements:
             if not isinstance(statement, Mapping) or "q" not in statement:
-                refuse("Each delete statement needs q", BAD_VALUE)
+                refuse("Each delete statement needs q", codes.BAD_VALUE)
             check_fields("delete.deletes", statement, STATEMENTS["delete"])
             if self.qe and statement.get("limit", 0) == 0:
                 refuse(
-                    "Only single document deletes are permitted with Queryable Encryption", 6382800
+                    "Only single document deletes are permitted with Queryable Encryption",
+                    codes.QE_MULTI_DELETE,
                 )
             marked = dict(statement)
             marked["q"] = self._filter(statement["q"], statement.get("collation"))
@@ -430,10 +326,14 @@ class _Analysis:
     def _findAndModify(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.qe and cmd.get("fields") is not None:
-            refuse("findAndModify with fields is not allowed with Queryable Encryption", BAD_VALUE)
+            refuse(
+                "findAndModify with fields is not allowed with Queryable Encryption",
+                codes.BAD_VALUE,
+            )
         if self.qe and cmd.get("new"):
             refuse(
-                "findAndModify with new: true is not allowed with Queryable Encryption", BAD_VALUE
+                "findAndModify with new: true is not allowed with Queryable Encryption",
+                codes.BAD_VALUE,
             )
         if cmd.get("query") is not None:
             out["query"] = self._filter(cmd["query"], cmd.get("collation"))
@@ -451,14 +351,14 @@ class _Analysis:
 
     def _validator(self, validator: Any, code: int, what: str) -> None:
         if not isinstance(validator, Mapping):
-            refuse(f"{what} must be an object", BAD_VALUE)
+            refuse(f"{what} must be an object", codes.BAD_VALUE)
         if set(validator) == {"$jsonSchema"} and not self.qe:
             schema = validator["$jsonSchema"]
             if parse_json_schema(schema, True).signature() != self.tree.signature():
                 refuse(
                     "The $jsonSchema validator does not describe the same encrypted fields as the "
                     "schema used for automatic encryption",
-                    6491101,
+                    codes.VALIDATOR_SCHEMA_DIFFERS,
                 )
             return
         before = self.marker.count
@@ -468,7 +368,9 @@ class _Analysis:
 
     def _create(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         if cmd.get("validator") is not None:
-            self._validator(cmd["validator"], 6491100, "collection validator")
+            self._validator(
+                cmd["validator"], codes.VALIDATOR_COMPARES_ENCRYPTED, "collection validator"
+            )
         return {}
 
     def _collMod(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
@@ -477,11 +379,13 @@ class _Analysis:
     def _createIndexes(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         indexes = cmd.get("indexes")
         if not isinstance(indexes, list):
-            refuse("createIndexes needs an indexes array", BAD_VALUE)
+            refuse("createIndexes needs an indexes array", codes.BAD_VALUE)
         for index in indexes:
             if isinstance(index, Mapping) and index.get("partialFilterExpression") is not None:
                 self._validator(
-                    index["partialFilterExpression"], 6491102, "a partialFilterExpression"
+                    index["partialFilterExpression"],
+                    codes.PARTIAL_INDEX_COMPARES_ENCRYPTED,
+                    "a partialFilterExpression",
                 )
         return {}
 
@@ -495,12 +399,13 @@ class _BulkWrite:
     def reply(self) -> dict[str, Any]:
         cmd = self.cmd
         if "$db" in cmd and cmd["$db"] != "admin":
-            refuse("bulkWrite must run against the admin database", INVALID_NAMESPACE)
+            refuse("bulkWrite must run against the admin database", codes.INVALID_NAMESPACE)
         if "jsonSchema" in cmd or "csfleEncryptionSchemas" in cmd or "isRemoteSchema" in cmd:
-            refuse("The bulkWrite command only supports Queryable Encryption", BAD_VALUE)
+            refuse("The bulkWrite command only supports Queryable Encryption", codes.BAD_VALUE)
         if "encryptionInformation" in cmd:
             refuse(
-                "bulkWrite carries encryptionInformation in nsInfo, not at the top level", BAD_VALUE
+                "bulkWrite carries encryptionInformation in nsInfo, not at the top level",
+                codes.BAD_VALUE,
             )
         ns_info = cmd.get("nsInfo")
         if (
@@ -508,15 +413,18 @@ class _BulkWrite:
             or len(ns_info) != 1
             or not isinstance(ns_info[0], Mapping)
         ):
-            refuse("bulkWrite with Queryable Encryption needs exactly one nsInfo entry", BAD_VALUE)
+            refuse(
+                "bulkWrite with Queryable Encryption needs exactly one nsInfo entry",
+                codes.BAD_VALUE,
+            )
         entry = ns_info[0]
         namespace = entry.get("ns")
         info = entry.get("encryptionInformation")
         if not isinstance(namespace, str) or not isinstance(info, Mapping):
-            refuse("bulkWrite nsInfo must carry ns and encryptionInformation", BAD_VALUE)
-        params = _Params(encryption_information=info)
+            refuse("bulkWrite nsInfo must carry ns and encryptionInformation", codes.BAD_VALUE)
+        params = Params(encryption_information=info)
         database = namespace.partition(".")[0]
-        catalog = _catalog(params, database, namespace, "bulkWrite")
+        catalog = build_catalog(params, database, namespace, "bulkWrite")
         analysis = _Analysis(catalog)
         requires = catalog.trees[namespace].encrypted_below
         result = {k: v for k, v in cmd.items() if k != "$db"}
@@ -533,20 +441,20 @@ class _BulkWrite:
     @staticmethod
     def _ops(analysis: _Analysis, ops: Any) -> list[Any]:
         if not isinstance(ops, list):
-            refuse("bulkWrite needs an ops array", BAD_VALUE)
+            refuse("bulkWrite needs an ops array", codes.BAD_VALUE)
         kinds = [next(iter(op), None) if isinstance(op, Mapping) else None for op in ops]
         if len(ops) > 1 and any(kind != "insert" for kind in kinds):
             refuse(
                 "Only insert is supported in BulkWrite with multiple operations and Queryable "
                 "Encryption.",
-                BAD_VALUE,
+                codes.BAD_VALUE,
             )
         out = []
         for op, kind in zip(ops, kinds):
             if kind not in ("insert", "update", "delete"):
-                refuse(f"Unknown bulkWrite operation: {kind}", BAD_VALUE)
+                refuse(f"Unknown bulkWrite operation: {kind}", codes.BAD_VALUE)
             if op[kind] != 0:
-                refuse("bulkWrite operations must target nsInfo index 0", BAD_VALUE)
+                refuse("bulkWrite operations must target nsInfo index 0", codes.BAD_VALUE)
             check_fields(f"bulkWrite.ops.{kind}", op, STATEMENTS[f"bulkWrite.{kind}"])
             marked = dict(op)
             if kind == "insert":
@@ -555,14 +463,14 @@ class _BulkWrite:
                 if op.get("multi"):
                     refuse(
                         "Multi-document updates are not allowed with Queryable Encryption",
-                        6329900 if kind == "update" else 6382800,
+                        codes.QE_MULTI_UPDATE if kind == "update" else codes.QE_MULTI_DELETE,
                     )
                 marked["filter"] = analysis._filter(op.get("filter"), op.get("collation"))
                 if op.get("sort") is not None:
                     check_sort(op["sort"], analysis.tree)
                 if kind == "update":
                     if "updateMods" not in op:
-                        refuse("bulkWrite update needs updateMods", BAD_VALUE)
+                        refuse("bulkWrite update needs updateMods", codes.BAD_VALUE)
                     marked["updateMods"] = analysis._update_document(
                         op["updateMods"], bool(op.get("upsert"))
                     )

@@ -1,7 +1,7 @@
 """The analyzer's single way to refuse: :class:`~mongocrypt.errors.QueryAnalysisError`.
 
-Messages follow mongocryptd's where they are known (the codes are the server's ``uassert`` codes);
-they name fields and operators but never carry a value, since values are plaintext.
+Messages follow mongocryptd's where they are known (the codes, named in ``_codes``, are the
+server's); they name fields and operators but never carry a value, since values are plaintext.
 """
 
 from __future__ import annotations
@@ -11,12 +11,6 @@ from typing import NoReturn
 from mongocrypt.errors import QueryAnalysisError
 
 __all__ = ["refuse"]
-
-#: Server error codes without a specific uassert number (``ErrorCodes``).
-BAD_VALUE = 2
-TYPE_MISMATCH = 14
-INVALID_NAMESPACE = 73
-COMMAND_NOT_FOUND = 59
 
 
 def refuse(message: str, code: int = 0) -> NoReturn:

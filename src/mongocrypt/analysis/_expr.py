@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from mongocrypt.analysis._errors import BAD_VALUE, refuse
+from mongocrypt.analysis import _codes as codes
+from mongocrypt.analysis._errors import refuse
 from mongocrypt.analysis._markings import Marker
 from mongocrypt.analysis._tree import EQUALITY, Fle1Meta, Kind, Meta, Node, QeField, resolve
+from mongocrypt.analysis._types import is_operator
 
 __all__ = ["ExprAnalyzer", "ExprResult"]
 
@@ -89,7 +91,7 @@ class ExprAnalyzer:
                     refuse(
                         "An expression specification must contain exactly one field, the name "
                         f"of the expression ({first})",
-                        15983,
+                        codes.EXPRESSION_SHAPE,
                     )
                 return self._operator(first, expr[first])
             rendered: dict[str, Any] = {}
@@ -105,25 +107,25 @@ class ExprAnalyzer:
         if result.kind == ENCRYPTED:
             refuse(
                 f"Encrypted field '{result.path}' is not allowed to be evaluated by {operator}",
-                31110,
+                codes.EXPRESSION_EVALUATES,
             )
         if result.kind == PREFIX:
             refuse(
                 f"Expression {operator} references '{result.path}', a prefix of an encrypted "
                 "field, which is not allowed",
-                31131,
+                codes.EXPRESSION_PREFIX,
             )
         if result.kind == ROOT:
             refuse(
                 f"Access to the whole document ($$ROOT/$$CURRENT) in {operator} is not allowed "
                 "when the collection has encrypted fields",
-                31121,
+                codes.EXPRESSION_ROOT,
             )
         if result.kind == UNKNOWN:
             refuse(
                 f"Field '{result.path}' may hold encrypted data (its encryption is unknown at "
                 f"this point) and cannot be evaluated by {operator}",
-                31110,
+                codes.EXPRESSION_EVALUATES,
             )
 
     # -- references ---------------------------------------------------------------------------
@@ -151,7 +153,7 @@ class ExprAnalyzer:
         if found.kind is Kind.INSIDE:
             refuse(
                 f"Invalid operation on path '{path}' which contains an encrypted path prefix.",
-                51102,
+                codes.PATH_THROUGH_ENCRYPTED,
             )
         return ExprResult(UNKNOWN, path=path, field_ref=True)
 
@@ -186,7 +188,7 @@ class ExprAnalyzer:
                 out, result = self.analyze(value)
                 rendered.append(out)
                 results.append(result)
-        elif isinstance(argument, Mapping) and argument and not _is_operator(argument):
+        elif isinstance(argument, Mapping) and argument and not is_operator(argument):
             rendered = {}
             for key, value in argument.items():
                 rendered[key], result = self.analyze(value)
@@ -207,7 +209,8 @@ class ExprAnalyzer:
         if not isinstance(field, str):
             if self.tree.encrypted_below:
                 refuse(
-                    "$getField with a computed field name cannot be analysed for encryption", 31110
+                    "$getField with a computed field name cannot be analysed for encryption",
+                    codes.EXPRESSION_EVALUATES,
                 )
             return self._generic("$getField", argument)
         if source in ("$$CURRENT", "$$ROOT"):
@@ -233,7 +236,11 @@ class ExprAnalyzer:
                 and lres.meta.key_pointer is None
             ):
                 return {name: [left, right]}, ExprResult(PLAIN)
-            code = 6334101 if isinstance(lres.meta, QeField) else 31100
+            code = (
+                codes.EXPRESSION_TWO_FIELDS
+                if isinstance(lres.meta, QeField)
+                else codes.EXPRESSION_METADATA
+            )
             refuse(
                 f"Comparison between encrypted fields '{lres.path}' and '{rres.path}' in {name} "
                 "is not allowed",
@@ -242,7 +249,7 @@ class ExprAnalyzer:
         encrypted, other = (lres, rres) if lres.kind == ENCRYPTED else (rres, lres)
         constant = argument[1] if lres.kind == ENCRYPTED else argument[0]
         if other.kind != CONST:
-            code = 31099 if other.field_ref else 31117
+            code = codes.EXPRESSION_UNENCRYPTED if other.field_ref else codes.EXPRESSION_COMPUTED
             refuse(
                 f"Encrypted field '{encrypted.path}' can only be compared with a constant in "
                 f"{name}",
@@ -259,7 +266,7 @@ class ExprAnalyzer:
             refuse(
                 f"Encrypted field '{encrypted.path}' cannot be compared by {operator} in an "
                 "expression: only fields with an equality index can",
-                31158,
+                codes.EXPRESSION_RANDOM,
             )
         return self.marker.compare(meta, value, encrypted.path)
 
@@ -273,7 +280,8 @@ class ExprAnalyzer:
         values = argument[1]
         if not isinstance(values, list) or any(self.analyze(v)[1].kind != CONST for v in values):
             refuse(
-                f"$in on encrypted field '{nres.path}' needs a literal array of constants", 31110
+                f"$in on encrypted field '{nres.path}' needs a literal array of constants",
+                codes.EXPRESSION_EVALUATES,
             )
         marks = [self._mark_constant(nres, _literal(v), "$in") for v in values]
         return {"$in": [needle, marks]}, ExprResult(PLAIN)
@@ -299,19 +307,19 @@ class ExprAnalyzer:
                     {name: {"if": rendered_condition, "then": then, "else": other}},
                     _combine([tres, eres]),
                 )
-            refuse("$cond needs an array of three expressions or {if, then, else}", BAD_VALUE)
+            refuse("$cond needs an array of three expressions or {if, then, else}", codes.BAD_VALUE)
         if name == "$ifNull":
             if not isinstance(argument, list) or len(argument) < 2:
-                refuse("$ifNull needs at least two expressions", BAD_VALUE)
+                refuse("$ifNull needs at least two expressions", codes.BAD_VALUE)
             pairs = [self.analyze(a) for a in argument]
             return {name: [p[0] for p in pairs]}, _combine([p[1] for p in pairs])
         if not isinstance(argument, Mapping) or not isinstance(argument.get("branches"), list):
-            refuse("$switch needs a branches array", BAD_VALUE)
+            refuse("$switch needs a branches array", codes.BAD_VALUE)
         branches = []
         results = []
         for branch in argument["branches"]:
             if not isinstance(branch, Mapping) or set(branch) != {"case", "then"}:
-                refuse("$switch branches need exactly case and then", BAD_VALUE)
+                refuse("$switch branches need exactly case and then", codes.BAD_VALUE)
             case, cres = self.analyze(branch["case"])
             self.require_plain(cres, name)
             then, tres = self.analyze(branch["then"])
@@ -323,23 +331,24 @@ class ExprAnalyzer:
                 rendered[key], dres = self.analyze(value)
                 results.append(dres)
             elif key != "branches":
-                refuse(f"$switch does not take '{key}'", BAD_VALUE)
+                refuse(f"$switch does not take '{key}'", codes.BAD_VALUE)
         return {name: rendered}, _combine(results)
 
     def _let(self, argument: Any) -> tuple[Any, ExprResult]:
         if not isinstance(argument, Mapping) or not isinstance(argument.get("vars"), Mapping):
-            refuse("$let needs vars and in", BAD_VALUE)
+            refuse("$let needs vars and in", codes.BAD_VALUE)
         variables = {}
         for name, value in argument["vars"].items():
             if name in ("CURRENT", "ROOT"):
                 refuse(
-                    f"$let may not rebind {name} when the collection has encrypted fields", 31121
+                    f"$let may not rebind {name} when the collection has encrypted fields",
+                    codes.EXPRESSION_ROOT,
                 )
             variables[name], result = self.analyze(value)
             if result.kind in _TAINTED:
                 refuse(
                     f"$let variable '{name}' may not be bound to encrypted data ('{result.path}')",
-                    31110,
+                    codes.EXPRESSION_EVALUATES,
                 )
         body, result = self.analyze(argument.get("in"))
         return {"$let": {"vars": variables, "in": body}}, result
@@ -347,23 +356,18 @@ class ExprAnalyzer:
     def _text(self, name: str, argument: Any) -> tuple[Any, ExprResult]:
         argument_name, query = _TEXT_OPERATORS[name]
         if not isinstance(argument, Mapping) or set(argument) != {"input", argument_name}:
-            refuse(f"{name} needs exactly 'input' and '{argument_name}'", BAD_VALUE)
+            refuse(f"{name} needs exactly 'input' and '{argument_name}'", codes.BAD_VALUE)
         field = argument["input"]
         found = self.analyze(field)[1] if isinstance(field, str) else ExprResult(CONST)
         if found.kind != ENCRYPTED or not found.field_ref:
-            refuse(f"{name} needs an encrypted field path as its input", 10112204)
+            refuse(f"{name} needs an encrypted field path as its input", codes.TEXT_SEARCH_INPUT)
         if not isinstance(found.meta, QeField):
-            refuse(f"{name} needs a Queryable Encryption schema", 10112203)
+            refuse(f"{name} needs a Queryable Encryption schema", codes.TEXT_SEARCH_NEEDS_QE)
         constant, cres = self.analyze(argument[argument_name])
         if cres.kind != CONST:
-            refuse(f"{name} needs a constant '{argument_name}'", BAD_VALUE)
+            refuse(f"{name} needs a constant '{argument_name}'", codes.BAD_VALUE)
         mark = self.marker.text_search(found.meta, _literal(constant), query, found.path)
         return {name: {"input": field, argument_name: mark}}, ExprResult(PLAIN)
-
-
-def _is_operator(value: Mapping[str, Any]) -> bool:
-    first = next(iter(value), "")
-    return isinstance(first, str) and first.startswith("$")
 
 
 def _literal(value: Any) -> Any:

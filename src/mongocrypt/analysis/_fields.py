@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mongocrypt.analysis import _codes as codes
 from mongocrypt.analysis._errors import refuse
 
 __all__ = ["check_fields"]
-
-UNKNOWN_FIELD = 40415
 
 #: Generic arguments any command may carry (sessions, transactions, read/write concerns, API
 #: version, routing) and the analysis fields libmongocrypt adds.
@@ -188,4 +187,4 @@ def check_fields(name: str, document: Iterable[str], allowed: Iterable[str]) -> 
     known = frozenset(allowed)
     for key in document:
         if key not in known:
-            refuse(f"BSON field '{name}.{key}' is an unknown field.", UNKNOWN_FIELD)
+            refuse(f"BSON field '{name}.{key}' is an unknown field.", codes.UNKNOWN_FIELD)

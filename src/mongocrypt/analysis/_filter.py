@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from mongocrypt.analysis._errors import BAD_VALUE, refuse
+from mongocrypt.analysis import _codes as codes
+from mongocrypt.analysis._errors import refuse
 from mongocrypt.analysis._expr import ExprAnalyzer
 from mongocrypt.analysis._markings import Marker
 from mongocrypt.analysis._tree import RANGE, Fle1Meta, Kind, Node, QeField, Resolution, resolve
-from mongocrypt.analysis._types import bson_type, compare, is_regex, sort_unique
+from mongocrypt.analysis._types import bson_type, compare, is_operator, is_regex, sort_unique
 
 __all__ = ["FilterAnalyzer", "Style"]
 
@@ -112,7 +113,7 @@ class FilterAnalyzer:
     def analyze(self, query: Any) -> dict[str, Any]:
         """``query`` with every constant compared with an encrypted field marked."""
         if not isinstance(query, Mapping):
-            refuse("A query filter must be an object", BAD_VALUE)
+            refuse("A query filter must be an object", codes.BAD_VALUE)
         self._has_intervals = False
         entries = self._parse(query)
         if self.style is Style.IN_PLACE and not self._has_intervals:
@@ -125,14 +126,14 @@ class FilterAnalyzer:
         entries = []
         for key, value in query.items():
             if not isinstance(key, str):
-                refuse("Query field names must be strings", BAD_VALUE)
+                refuse("Query field names must be strings", codes.BAD_VALUE)
             if key in ("$and", "$or", "$nor"):
                 if not isinstance(value, list) or not value:
-                    refuse(f"{key} argument must be a non-empty array", BAD_VALUE)
+                    refuse(f"{key} argument must be a non-empty array", codes.BAD_VALUE)
                 clauses = []
                 for clause in value:
                     if not isinstance(clause, Mapping):
-                        refuse(f"{key} argument's entries must be objects", BAD_VALUE)
+                        refuse(f"{key} argument's entries must be objects", codes.BAD_VALUE)
                     clauses.append(self._parse(clause))
                 entries.append(_Entry(key, clauses=clauses))
             elif key == "$expr":
@@ -140,11 +141,14 @@ class FilterAnalyzer:
                 ExprAnalyzer(self.tree, self.marker).require_plain(result, "$expr")
                 entries.append(_Entry(key, value=rendered))
             elif key in _UNSUPPORTED_TOP_LEVEL:
-                refuse(f"Unsupported match expression operator for encryption: {key}", 51094)
+                refuse(
+                    f"Unsupported match expression operator for encryption: {key}",
+                    codes.UNSUPPORTED_OPERATOR,
+                )
             elif key in _RAW_TOP_LEVEL:
                 entries.append(_Entry(key, value=value))
             elif key.startswith("$"):
-                refuse(f"unknown top level operator: {key}", BAD_VALUE)
+                refuse(f"unknown top level operator: {key}", codes.BAD_VALUE)
             else:
                 preds = _parse_path(key, value)
                 for pred in preds:
@@ -160,7 +164,7 @@ class FilterAnalyzer:
             op = "$regex"
         if found.kind is Kind.PLAIN:
             if op in ("$in", "$nin") and not isinstance(pred.value, list):
-                refuse(f"{op} needs an array", BAD_VALUE)
+                refuse(f"{op} needs an array", codes.BAD_VALUE)
             if op == "$not":
                 self._check_not(pred, found)
             elif op in ("$in", "$nin") and self.style is Style.NORMALIZED:
@@ -169,7 +173,7 @@ class FilterAnalyzer:
         if found.kind is Kind.INSIDE:
             refuse(
                 f"Invalid operation on path '{pred.path}' which contains an encrypted path prefix.",
-                51102,
+                codes.PATH_THROUGH_ENCRYPTED,
             )
         if found.kind is Kind.UNKNOWN:
             if op == "$exists":
@@ -189,14 +193,17 @@ class FilterAnalyzer:
             self._check_not(pred, found)
             return
         if op == "$elemMatch":
-            refuse(f"$elemMatch is unsupported on encrypted fields: '{pred.path}'", 6890100)
+            refuse(
+                f"$elemMatch is unsupported on encrypted fields: '{pred.path}'", codes.ELEM_MATCH
+            )
         if isinstance(meta, QeField) and meta.algorithm == RANGE:
             self._check_range(pred, op, meta)
             return
         if op in ("$eq", "$ne"):
             if pred.value is None:
                 refuse(
-                    f"Illegal equality to null predicate for encrypted field: '{pred.path}'", 51095
+                    f"Illegal equality to null predicate for encrypted field: '{pred.path}'",
+                    codes.NULL_EQUALITY,
                 )
             pred.marked, pred.is_marked = self.marker.compare(meta, pred.value, pred.path), True
             return
@@ -204,24 +211,30 @@ class FilterAnalyzer:
             pred.marked, pred.is_marked = self._mark_in(pred, meta), True
             return
         if op in _COMPARISONS:
-            code = 51118 if isinstance(meta, Fle1Meta) else 6721001
+            code = codes.RANGE_COMPARISON if isinstance(meta, Fle1Meta) else codes.QE_RANGE_INDEX
             refuse(
                 f"Invalid match expression operator on encrypted field '{pred.path}': {op}", code
             )
-        refuse(f"Invalid match expression operator on encrypted field '{pred.path}': {op}", 51092)
+        refuse(
+            f"Invalid match expression operator on encrypted field '{pred.path}': {op}",
+            codes.INVALID_OPERATOR,
+        )
 
     def _mark_in(self, pred: _Pred, meta: Any) -> list[Any]:
         if not isinstance(pred.value, list):
-            refuse(f"{pred.op} needs an array", BAD_VALUE)
+            refuse(f"{pred.op} needs an array", codes.BAD_VALUE)
         for value in pred.value:
             if value is None:
                 refuse(
                     "Illegal equality to null inside $in against an encrypted field: "
                     f"'{pred.path}'",
-                    51120,
+                    codes.NULL_IN_IN,
                 )
             if is_regex(value):
-                refuse(f"Illegal regex inside $in against an encrypted field: '{pred.path}'", 51015)
+                refuse(
+                    f"Illegal regex inside $in against an encrypted field: '{pred.path}'",
+                    codes.REGEX_IN_IN,
+                )
         values = self._sorted(pred.value)
         return [self.marker.compare(meta, v, pred.path) for v in values]
 
@@ -240,34 +253,34 @@ class FilterAnalyzer:
             if isinstance(value, list):
                 refuse(
                     f"Cannot compare an array with '{pred.path}', which holds encrypted fields",
-                    31007,
+                    codes.COMPARE_ARRAY_WITH_PREFIX,
                 )
             if isinstance(value, Mapping):
                 if qe:
                     refuse(
                         "Comparisons to objects which contain encrypted payloads is not allowed "
                         f"with Queryable Encryption: '{pred.path}'",
-                        6341900,
+                        codes.QE_OBJECT_COMPARISON,
                     )
                 pred.marked, pred.is_marked = self._mark_object(pred.path, value), True
             return
         if op in ("$in", "$nin"):
             if not isinstance(pred.value, list):
-                refuse(f"{op} needs an array", BAD_VALUE)
+                refuse(f"{op} needs an array", codes.BAD_VALUE)
             marked = []
             for value in self._sorted(pred.value):
                 if isinstance(value, list):
                     refuse(
                         f"Cannot compare an array in $in with '{pred.path}', which holds "
                         "encrypted fields",
-                        31008,
+                        codes.IN_ARRAY_WITH_PREFIX,
                     )
                 if isinstance(value, Mapping):
                     if qe:
                         refuse(
                             "Comparisons to objects which contain encrypted payloads is not "
                             f"allowed with Queryable Encryption: '{pred.path}'",
-                            6341901,
+                            codes.QE_OBJECT_IN_COMPARISON,
                         )
                     value = self._mark_object(pred.path, value)
                 marked.append(value)
@@ -278,17 +291,20 @@ class FilterAnalyzer:
                 refuse(
                     f"Invalid match expression operator on encrypted field '{pred.path}': {op} "
                     "compares an object holding encrypted fields",
-                    51119,
+                    codes.OPERATOR_ON_PREFIX,
                 )
             return
         if op == "$not":
             self._check_not(pred, Resolution(Kind.PREFIX))
             return
         if op == "$elemMatch":
-            refuse(f"$elemMatch is unsupported on encrypted fields: '{pred.path}'", 6890100)
+            refuse(
+                f"$elemMatch is unsupported on encrypted fields: '{pred.path}'", codes.ELEM_MATCH
+            )
         if op == "$all" and any(isinstance(v, (Mapping, list)) for v in pred.value or []):
             refuse(
-                f"Invalid match expression operator on encrypted field '{pred.path}': $all", 51092
+                f"Invalid match expression operator on encrypted field '{pred.path}': $all",
+                codes.INVALID_OPERATOR,
             )
 
     def _mark_object(self, path: str, value: Mapping[str, Any]) -> dict[str, Any]:
@@ -302,14 +318,14 @@ class FilterAnalyzer:
                 if sub is None:
                     refuse(
                         f"Illegal equality to null predicate for encrypted field: '{sub_path}'",
-                        51095,
+                        codes.NULL_EQUALITY,
                     )
                 marked[key] = self.marker.compare(found.meta, sub, sub_path)
             elif found.kind is Kind.PREFIX:
                 if isinstance(sub, list):
                     refuse(
                         f"Cannot compare an array with '{sub_path}', which holds encrypted fields",
-                        31007,
+                        codes.COMPARE_ARRAY_WITH_PREFIX,
                     )
                 marked[key] = self._mark_object(sub_path, sub) if isinstance(sub, Mapping) else sub
             else:
@@ -322,21 +338,21 @@ class FilterAnalyzer:
             if found.kind is Kind.ENCRYPTED:
                 refuse(
                     f"Invalid match expression operator on encrypted field '{pred.path}': $regex",
-                    51092,
+                    codes.INVALID_OPERATOR,
                 )
             return
         if not isinstance(value, Mapping) or not value or not _is_operator_object(value):
-            refuse("$not needs a regex or a document of operators", BAD_VALUE)
+            refuse("$not needs a regex or a document of operators", codes.BAD_VALUE)
         inner = _parse_path(pred.path, value)
         for sub in inner:
             if sub.op == "$not":
-                refuse("$not cannot be nested", BAD_VALUE)
+                refuse("$not cannot be nested", codes.BAD_VALUE)
             self._check(sub)
             if sub.interval is not None:
                 refuse(
                     f"Range comparisons under $not are not supported on encrypted field "
                     f"'{pred.path}'",
-                    6721001,
+                    codes.QE_RANGE_INDEX,
                 )
         if any(sub.is_marked for sub in inner):
             pred.marked, pred.is_marked = _operator_object(inner), True
@@ -346,20 +362,26 @@ class FilterAnalyzer:
         path = pred.path
         if op in ("$eq", "$ne"):
             if pred.value is None:
-                refuse(f"Illegal equality to null predicate for encrypted field: '{path}'", 51095)
+                refuse(
+                    f"Illegal equality to null predicate for encrypted field: '{path}'",
+                    codes.NULL_EQUALITY,
+                )
             point = self.marker.range_bound(qe, pred.value, path, op)
             pred.interval = _Interval(qe, (point, True), (point, True), negate=op == "$ne")
         elif op in ("$in", "$nin"):
             if not isinstance(pred.value, list):
-                refuse(f"{op} needs an array", BAD_VALUE)
+                refuse(f"{op} needs an array", codes.BAD_VALUE)
             for value in pred.value:
                 if value is None:
                     refuse(
                         f"Illegal equality to null inside $in against an encrypted field: '{path}'",
-                        51120,
+                        codes.NULL_IN_IN,
                     )
                 if is_regex(value):
-                    refuse(f"Illegal regex inside $in against an encrypted field: '{path}'", 51015)
+                    refuse(
+                        f"Illegal regex inside $in against an encrypted field: '{path}'",
+                        codes.REGEX_IN_IN,
+                    )
             points = [self.marker.range_bound(qe, v, path, op) for v in self._sorted(pred.value)]
             pred.interval = _Interval(qe, points=points, negate=op == "$nin")
         elif op in _COMPARISONS:
@@ -369,7 +391,10 @@ class FilterAnalyzer:
             else:
                 pred.interval = _Interval(qe, upper=bound, mergeable=True)
         else:
-            refuse(f"Invalid match expression operator on encrypted field '{path}': {op}", 51092)
+            refuse(
+                f"Invalid match expression operator on encrypted field '{path}': {op}",
+                codes.INVALID_OPERATOR,
+            )
         self._has_intervals = True
 
     # -- rendering ----------------------------------------------------------------------------
@@ -451,8 +476,8 @@ class FilterAnalyzer:
 
 
 def _is_operator_object(value: Mapping[str, Any]) -> bool:
-    first = next(iter(value), None)
-    return isinstance(first, str) and first.startswith("$") and first not in ("$ref", "$id", "$db")
+    """Operators, not a DBRef (whose ``$ref``/``$id``/``$db`` keys are fields)."""
+    return is_operator(value) and next(iter(value)) not in ("$ref", "$id", "$db")
 
 
 def _parse_path(path: str, value: Any) -> list[_Pred]:
@@ -464,10 +489,10 @@ def _parse_path(path: str, value: Any) -> list[_Pred]:
     grouped = [op for op in _GEO_GROUPS if op in value]
     for op, argument in value.items():
         if not isinstance(op, str) or not op.startswith("$"):
-            refuse(f"unknown operator: {op}", BAD_VALUE)
+            refuse(f"unknown operator: {op}", codes.BAD_VALUE)
         if op == "$options":
             if "$regex" not in value:
-                refuse("$options needs a $regex", BAD_VALUE)
+                refuse("$options needs a $regex", codes.BAD_VALUE)
             continue
         if op in _GEO_MODIFIERS and grouped:
             continue
@@ -482,7 +507,7 @@ def _parse_path(path: str, value: Any) -> list[_Pred]:
         elif op in _KNOWN_OPERATORS or op.startswith("$_internal"):
             preds.append(_Pred(path, op, argument))
         else:
-            refuse(f"unknown operator: {op}", BAD_VALUE)
+            refuse(f"unknown operator: {op}", codes.BAD_VALUE)
     return preds
 
 

@@ -19,6 +19,7 @@ from bson.decimal128 import Decimal128
 from bson.int64 import Int64
 from bson.timestamp import Timestamp
 
+from mongocrypt.analysis import _codes as codes
 from mongocrypt.analysis._errors import refuse
 from mongocrypt.analysis._tree import (
     EQUALITY,
@@ -89,25 +90,25 @@ class Marker:
     def _check_value(self, meta: Meta, value: Any, path: str) -> str:
         """The value's BSON type once it is known the field may hold it."""
         if is_encrypted_binary(value):
-            refuse(f"Cannot encrypt element of type: {ENCRYPTED_BINARY}", 31041)
+            refuse(f"Cannot encrypt element of type: {ENCRYPTED_BINARY}", codes.ELEMENT_TYPE)
         type_name = bson_type(value)
         if isinstance(meta, Fle1Meta):
             if type_name in _NEVER or (meta.deterministic and type_name in _RANDOM_ONLY):
-                refuse(f"Cannot encrypt element of type: {type_name}", 31041)
+                refuse(f"Cannot encrypt element of type: {type_name}", codes.ELEMENT_TYPE)
             if meta.bson_types is not None and type_name not in meta.bson_types:
                 refuse(
                     f"Cannot encrypt element of type {type_name} because schema requires that "
                     f"type is one of: {_type_list(meta.bson_types)}",
-                    31118,
+                    codes.SCHEMA_TYPE,
                 )
             return type_name
         if type_name in _NEVER:
-            refuse(f"Cannot encrypt element of type: {type_name}", 31041)
+            refuse(f"Cannot encrypt element of type: {type_name}", codes.ELEMENT_TYPE)
         if meta.bson_type and type_name != meta.bson_type:
             refuse(
                 f"Cannot encrypt element of type {type_name} because schema requires that type "
                 f"is one of: [ {meta.bson_type} ]",
-                31118,
+                codes.SCHEMA_TYPE,
             )
         return type_name
 
@@ -134,7 +135,7 @@ class Marker:
             refuse(
                 "A command that inserts cannot supply Timestamp(0, 0) for an encrypted "
                 f"top-level field at path {path}",
-                51129,
+                codes.INSERT_ZERO_TIMESTAMP,
             )
         self._check_value(meta, value, path)
         self.count += 1
@@ -156,17 +157,26 @@ class Marker:
         pointer: str, document: Optional[Mapping[str, Any]], tree: Optional[Node]
     ) -> str:
         if document is None:
-            refuse("A non-static (JSONPointer) keyId is not supported.", 51093)
+            refuse("A non-static (JSONPointer) keyId is not supported.", codes.KEY_POINTER_QUERY)
         parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
         target: Any = document
         for part in parts:
             if not isinstance(target, Mapping) or part not in target:
-                refuse(f"keyId pointer '{pointer}' must point to a field that exists", 51114)
+                refuse(
+                    f"keyId pointer '{pointer}' must point to a field that exists",
+                    codes.KEY_POINTER_MISSING,
+                )
             target = target[part]
         if tree is not None and resolve(tree, parts).kind is not Kind.PLAIN:
-            refuse(f"keyId pointer '{pointer}' cannot point to an encrypted field", 30017)
+            refuse(
+                f"keyId pointer '{pointer}' cannot point to an encrypted field",
+                codes.KEY_POINTER_TO_ENCRYPTED,
+            )
         if not isinstance(target, str):
-            refuse(f"keyId pointer '{pointer}' must point to a field of type string", 51115)
+            refuse(
+                f"keyId pointer '{pointer}' must point to a field of type string",
+                codes.KEY_POINTER_NOT_STRING,
+            )
         return target
 
     @staticmethod
@@ -201,37 +211,47 @@ class Marker:
                 refuse(
                     "Cannot query on fields encrypted with the randomized encryption algorithm: "
                     f"'{path}'",
-                    51158,
+                    codes.RANDOM_QUERY,
                 )
             type_name = self._check_value(meta, value, path)
             if meta.key_pointer is not None:
-                refuse("A non-static (JSONPointer) keyId is not supported.", 51093)
-            if not self.simple_collation and type_name == "string":
                 refuse(
-                    "cannot apply non-simple collation when comparing to element of type "
-                    f"string with client-side encryption (field '{path}')",
-                    31054,
+                    "A non-static (JSONPointer) keyId is not supported.", codes.KEY_POINTER_QUERY
                 )
+            self._check_collation(type_name, path)
             self.count += 1
             return _blob(FLE1_MARKING, {"a": meta.algorithm, "ki": meta.key_id, "v": value})
         if meta.algorithm != EQUALITY:
             refuse(
                 "Can only execute encrypted equality queries with an encrypted equality index: "
                 f"'{path}'",
-                63165,
+                codes.QE_EQUALITY_INDEX,
             )
-        self._check_value(meta, value, path)
+        self._check_collation(self._check_value(meta, value, path), path)
         self.count += 1
         return fle2_placeholder(FIND, meta, value)
+
+    def _check_collation(self, type_name: str, path: str) -> None:
+        """A string compared with an encrypted field under a non-simple collation is refused
+        (CSFLE and Queryable Encryption alike): the server would apply the collation to the
+        ciphertext or its tokens, not to the value."""
+        if not self.simple_collation and type_name == "string":
+            refuse(
+                "cannot apply non-simple collation when comparing to element of type "
+                f"string with client-side encryption (field '{path}')",
+                codes.COLLATION,
+            )
 
     def text_search(self, qe: QeField, value: Any, query: str, path: str) -> Binary:
         """A text-search find placeholder (``query``: substr, prefix or suffix)."""
         text = qe.text
         indexes = {"substr": "substring", "prefix": "prefix", "suffix": "suffix"}
         if qe.algorithm != TEXT or text is None or getattr(text, indexes[query]) is None:
-            refuse(f"Field '{path}' has no {indexes[query]} text search index", 10112204)
+            refuse(
+                f"Field '{path}' has no {indexes[query]} text search index", codes.TEXT_SEARCH_INPUT
+            )
         if not isinstance(value, str):
-            refuse(f"Text search on '{path}' needs a string constant", 14)
+            refuse(f"Text search on '{path}' needs a string constant", codes.TYPE_MISMATCH)
         self.count += 1
         return fle2_placeholder(FIND, qe, self._text_spec(qe, value, query))
 
@@ -250,10 +270,10 @@ class Marker:
         if qe.algorithm != RANGE:
             refuse(
                 f"Comparison operator {op} on encrypted field '{path}' needs a range index",
-                6721001,
+                codes.QE_RANGE_INDEX,
             )
         if value is None:
-            refuse(f"Illegal comparison to null for encrypted field: '{path}'", 51095)
+            refuse(f"Illegal comparison to null for encrypted field: '{path}'", codes.NULL_EQUALITY)
         type_name = bson_type(value)
         field_type = qe.bson_type
         if (type_name == "date") != (field_type == "date"):
@@ -261,7 +281,7 @@ class Marker:
                 "If the value type is a date, the type of the index must also be date (and vice "
                 f"versa): encrypted field '{path}' has a {field_type} index, the value is a "
                 f"{type_name}",
-                6720002,
+                codes.QE_RANGE_DATE,
             )
         if field_type == "int" and type_name == "long" and int(value) in range(-(2**31), 2**31):
             value, type_name = int(value), "int"
@@ -271,16 +291,16 @@ class Marker:
             refuse(
                 f"Range query on encrypted field '{path}' with a {type_name} value: field type "
                 f"is not supported (the index holds {field_type})",
-                6742002,
+                codes.QE_RANGE_VALUE_TYPE,
             )
         number = _ordered(value)
         if number != number:  # NaN, double or decimal
-            refuse("Query bound cannot be NaN.", 6991000)
+            refuse("Query bound cannot be NaN.", codes.QE_RANGE_NAN)
         if number < _ordered(qe.index_min) or number > _ordered(qe.index_max):
             refuse(
                 f"The {op} bound of the range query on encrypted field '{path}' is outside the "
                 "field's range index bounds",
-                6747900,
+                codes.QE_RANGE_OUT_OF_BOUNDS,
             )
         return value
 

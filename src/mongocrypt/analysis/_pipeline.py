@@ -5,14 +5,16 @@ unknown). Stages not known to be safe are refused."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
-from mongocrypt.analysis._errors import BAD_VALUE, refuse
+from mongocrypt.analysis import _codes as codes
+from mongocrypt.analysis._errors import refuse
 from mongocrypt.analysis._expr import CONST, ENCRYPTED, PLAIN, ExprAnalyzer, ExprResult
 from mongocrypt.analysis._filter import FilterAnalyzer, Style
 from mongocrypt.analysis._markings import Marker
+from mongocrypt.analysis._projection import check_sort, node_for, project, project_computed, removed
 from mongocrypt.analysis._tree import (
     PLAIN as PLAIN_NODE,
 )
@@ -26,12 +28,12 @@ from mongocrypt.analysis._tree import (
     resolve,
     set_path,
 )
+from mongocrypt.analysis._types import is_operator
 
 __all__ = ["Catalog", "PipelineAnalyzer"]
 
 _UNSUPPORTED = "Aggregation stage {} is not allowed or supported with automatic encryption."
 _PASS_THROUGH_ACCUMULATORS = ("$push", "$addToSet", "$first", "$last")
-_ARRAY_PROJECTIONS = ("$slice", "$elemMatch")
 _LOOKUP_ORDER = ("from", "as", "localField", "foreignField", "let", "pipeline")
 
 
@@ -63,11 +65,14 @@ class Catalog:
         if namespace in self.trees:
             return self.trees[namespace]
         if self.multiple:
-            refuse(f"Missing encryption schema for namespace: {namespace}", 9710000)
+            refuse(
+                f"Missing encryption schema for namespace: {namespace}",
+                codes.MISSING_NAMESPACE_SCHEMA,
+            )
         if self.trees[self.namespace].encrypted_below:
             refuse(
                 "Pipeline over an encrypted collection cannot reference additional collections.",
-                51204,
+                codes.OTHER_COLLECTION,
             )
         return PLAIN_NODE
 
@@ -91,19 +96,16 @@ class PipelineAnalyzer:
     def analyze(self, pipeline: Any, tree: Node) -> tuple[list[Any], Node]:
         """The pipeline with its constants marked, and the tree of its output documents."""
         if not isinstance(pipeline, list):
-            refuse("'pipeline' must be an array", BAD_VALUE)
+            refuse("'pipeline' must be an array", codes.BAD_VALUE)
         out = []
-        for index, stage in enumerate(pipeline):
-            if not isinstance(stage, Mapping) or len(stage) != 1:
-                refuse(
-                    "A pipeline stage specification object must contain exactly one field.", 40323
-                )
-            name, spec = next(iter(stage.items()))
+        for index, (name, spec) in enumerate(_desugared(pipeline)):
             handler = self._handlers().get(name)
             if handler is None:
-                refuse(_UNSUPPORTED.format(name), 31011)
+                refuse(_UNSUPPORTED.format(name), codes.UNSUPPORTED_STAGE)
             if name in ("$documents", "$collStats") and index != 0:
-                refuse(f"{name} is only valid as the first stage in a pipeline", 40602)
+                refuse(
+                    f"{name} is only valid as the first stage in a pipeline", codes.FIRST_STAGE_ONLY
+                )
             rendered, tree = handler(spec, tree)
             out.append({name: rendered})
         return out, tree
@@ -120,7 +122,6 @@ class PipelineAnalyzer:
             "$group": self._group,
             "$bucket": self._bucket,
             "$bucketAuto": self._bucket,
-            "$sortByCount": self._sort_by_count,
             "$count": self._count,
             "$limit": _unchanged,
             "$skip": _unchanged,
@@ -151,22 +152,22 @@ class PipelineAnalyzer:
 
     def _project(self, spec: Any, tree: Node) -> tuple[Any, Node]:
         if not isinstance(spec, Mapping) or not spec:
-            refuse("$project specification must be a non-empty object", BAD_VALUE)
+            refuse("$project specification must be a non-empty object", codes.BAD_VALUE)
         return project(spec, tree, self.marker, qe=self.qe)
 
     def _add_fields(self, spec: Any, tree: Node) -> tuple[Any, Node]:
         if not isinstance(spec, Mapping):
-            refuse("$addFields specification must be an object", BAD_VALUE)
+            refuse("$addFields specification must be an object", codes.BAD_VALUE)
 
         def add(level: Mapping[str, Any], prefix: list[str], tree: Node) -> tuple[Any, Node]:
             rendered: dict[str, Any] = {}
             for key, value in level.items():
                 parts = [*prefix, *key.split(".")]
-                if isinstance(value, Mapping) and value and not _is_operator(value):
+                if isinstance(value, Mapping) and value and not is_operator(value):
                     rendered[key], tree = add(value, parts, tree)
                     continue
                 rendered[key], result = self._expr(tree, value)
-                tree = set_path(tree, parts, _node_for(result))
+                tree = set_path(tree, parts, node_for(result))
             return rendered, tree
 
         return add(spec, [], tree)
@@ -175,13 +176,13 @@ class PipelineAnalyzer:
         paths = spec if isinstance(spec, list) else [spec]
         for path in paths:
             if not isinstance(path, str) or not path:
-                refuse("$unset needs field path strings", BAD_VALUE)
+                refuse("$unset needs field path strings", codes.BAD_VALUE)
             tree = removed(tree, path.split("."))
         return spec, tree
 
     def _replace_root(self, spec: Any, tree: Node) -> tuple[Any, Node]:
         if not isinstance(spec, Mapping) or set(spec) != {"newRoot"}:
-            refuse("$replaceRoot needs exactly newRoot", BAD_VALUE)
+            refuse("$replaceRoot needs exactly newRoot", codes.BAD_VALUE)
         rendered, tree = self._new_root(spec["newRoot"], tree)
         return {"newRoot": rendered}, tree
 
@@ -194,18 +195,24 @@ class PipelineAnalyzer:
         if isinstance(expr, str) and expr.startswith("$") and not expr.startswith("$$"):
             found = resolve(tree, expr[1:].split("."))
             if found.kind is Kind.ENCRYPTED:
-                refuse(f"$replaceRoot cannot make the encrypted field '{expr[1:]}' the root", 31159)
+                refuse(
+                    f"$replaceRoot cannot make the encrypted field '{expr[1:]}' the root",
+                    codes.REPLACE_ROOT_ENCRYPTED,
+                )
             return expr, node_at(tree, expr[1:].split("."))
-        if isinstance(expr, Mapping) and expr and not _is_operator(expr):
+        if isinstance(expr, Mapping) and expr and not is_operator(expr):
             return project_computed(expr, tree, self.marker)
         rendered, result = self._expr(tree, expr)
         if result.kind not in (CONST, PLAIN):
-            refuse("$replaceRoot's new root may not be computed from encrypted data", 31159)
+            refuse(
+                "$replaceRoot's new root may not be computed from encrypted data",
+                codes.REPLACE_ROOT_ENCRYPTED,
+            )
         return rendered, PLAIN_NODE
 
     def _group(self, spec: Any, tree: Node) -> tuple[Any, Node]:
         if not isinstance(spec, Mapping) or "_id" not in spec:
-            refuse("a group specification must include an _id", 15955)
+            refuse("a group specification must include an _id", codes.GROUP_WITHOUT_ID)
         rendered: dict[str, Any] = {}
         children: dict[str, Node] = {}
         for key, value in spec.items():
@@ -213,7 +220,7 @@ class PipelineAnalyzer:
                 rendered[key], children[key] = self._group_key(value, tree)
                 continue
             if not isinstance(value, Mapping) or len(value) != 1:
-                refuse(f"The field '{key}' must be an accumulator object", 40234)
+                refuse(f"The field '{key}' must be an accumulator object", codes.ACCUMULATOR_OBJECT)
             accumulator, argument = next(iter(value.items()))
             out, result = self._expr(tree, argument)
             rendered[key] = {accumulator: out}
@@ -221,7 +228,7 @@ class PipelineAnalyzer:
         return rendered, Node(children=children)
 
     def _group_key(self, value: Any, tree: Node) -> tuple[Any, Node]:
-        if isinstance(value, Mapping) and value and not _is_operator(value):
+        if isinstance(value, Mapping) and value and not is_operator(value):
             rendered: dict[str, Any] = {}
             children = {}
             for key, sub in value.items():
@@ -241,7 +248,7 @@ class PipelineAnalyzer:
         refuse(
             f"Cannot group on field '{result.path or '$$ROOT'}' which is encrypted with the "
             "random algorithm, with Queryable Encryption, or whose encryption is unknown",
-            51222,
+            codes.GROUP_KEY,
         )
 
     def _accumulated(self, accumulator: str, result: ExprResult, key: str) -> Node:
@@ -251,7 +258,7 @@ class PipelineAnalyzer:
             refuse(
                 f"Accumulator '{accumulator}' cannot aggregate encrypted field "
                 f"'{result.path or '$$ROOT'}' (output '{key}')",
-                51221,
+                codes.ACCUMULATE_ENCRYPTED,
             )
         if accumulator == "$addToSet" and result.kind == ENCRYPTED:
             meta = result.meta
@@ -259,40 +266,37 @@ class PipelineAnalyzer:
                 refuse(
                     f"$addToSet is not allowed on field '{result.path}' encrypted with the "
                     "random algorithm",
-                    51223,
+                    codes.ADD_TO_SET_RANDOM,
                 )
         return UNKNOWN_NODE
 
     def _bucket(self, spec: Any, tree: Node) -> tuple[Any, Node]:
         if not isinstance(spec, Mapping) or "groupBy" not in spec:
-            refuse("$bucket and $bucketAuto need groupBy", BAD_VALUE)
+            refuse("$bucket and $bucketAuto need groupBy", codes.BAD_VALUE)
         rendered = dict(spec)
         rendered["groupBy"], result = self._expr(tree, spec["groupBy"])
         if result.kind not in (CONST, PLAIN):
-            refuse(f"$bucket groupBy may not reference encrypted field '{result.path}'", 51238)
+            refuse(
+                f"$bucket groupBy may not reference encrypted field '{result.path}'",
+                codes.BUCKET_GROUP_BY,
+            )
         output = spec.get("output", {})
         if not isinstance(output, Mapping):
-            refuse("$bucket output must be an object", BAD_VALUE)
+            refuse("$bucket output must be an object", codes.BAD_VALUE)
         rendered_output = {}
         for key, value in output.items():
             if not isinstance(value, Mapping) or len(value) != 1:
-                refuse(f"The field '{key}' must be an accumulator object", 40234)
+                refuse(f"The field '{key}' must be an accumulator object", codes.ACCUMULATOR_OBJECT)
             accumulator, argument = next(iter(value.items()))
             out, result = self._expr(tree, argument)
             if result.kind not in (CONST, PLAIN):
                 refuse(
                     f"Accumulator '{accumulator}' cannot aggregate encrypted field '{result.path}'",
-                    51221,
+                    codes.ACCUMULATE_ENCRYPTED,
                 )
             rendered_output[key] = {accumulator: out}
         if "output" in spec:
             rendered["output"] = rendered_output
-        return rendered, PLAIN_NODE
-
-    def _sort_by_count(self, spec: Any, tree: Node) -> tuple[Any, Node]:
-        rendered, result = self._expr(tree, spec)
-        if result.kind not in (CONST, PLAIN):
-            refuse(f"$sortByCount may not group on encrypted field '{result.path}'", 51222)
         return rendered, PLAIN_NODE
 
     def _count(self, spec: Any, tree: Node) -> tuple[Any, Node]:
@@ -305,17 +309,19 @@ class PipelineAnalyzer:
     def _unwind(self, spec: Any, tree: Node) -> tuple[Any, Node]:
         path = spec.get("path") if isinstance(spec, Mapping) else spec
         if not isinstance(path, str) or not path.startswith("$"):
-            refuse("$unwind needs a field path starting with '$'", BAD_VALUE)
+            refuse("$unwind needs a field path starting with '$'", codes.BAD_VALUE)
         found = resolve(tree, path[1:].split("."))
         if found.kind is Kind.INSIDE:
             refuse(
                 f"Invalid operation on path '{path[1:]}' which contains an encrypted path prefix.",
-                51102,
+                codes.PATH_THROUGH_ENCRYPTED,
             )
         if found.kind is Kind.ENCRYPTED:
             meta = found.meta
             if not (isinstance(meta, Fle1Meta) and meta.deterministic):
-                refuse(f"$unwind is not allowed on encrypted field '{path[1:]}'", 31153)
+                refuse(
+                    f"$unwind is not allowed on encrypted field '{path[1:]}'", codes.UNWIND_RANDOM
+                )
         if isinstance(spec, Mapping) and isinstance(spec.get("includeArrayIndex"), str):
             tree = set_path(tree, spec["includeArrayIndex"].split("."), PLAIN_NODE)
         return spec, tree
@@ -325,19 +331,20 @@ class PipelineAnalyzer:
             return f"{self.catalog.database}.{value}"
         if isinstance(value, Mapping) and isinstance(value.get("db"), str):
             return f"{value['db']}.{value.get('coll')}"
-        refuse("$lookup 'from' must be a collection name", BAD_VALUE)
+        refuse("$lookup 'from' must be a collection name", codes.BAD_VALUE)
 
     def _lookup(self, spec: Any, tree: Node) -> tuple[Any, Node]:
         if not isinstance(spec, Mapping) or not isinstance(spec.get("as"), str):
-            refuse("$lookup needs an 'as' field name", BAD_VALUE)
+            refuse("$lookup needs an 'as' field name", codes.BAD_VALUE)
         # without 'from' the sub-pipeline starts with $documents
         foreign = self.catalog.tree(self._namespace(spec["from"])) if "from" in spec else PLAIN_NODE
         if spec.get("let") and (tree.encrypted_below or foreign.encrypted_below):
             refuse(
-                "$lookup with a non-empty 'let' is not supported with automatic encryption", 51208
+                "$lookup with a non-empty 'let' is not supported with automatic encryption",
+                codes.LOOKUP_LET,
             )
         if ("localField" in spec) != ("foreignField" in spec):
-            refuse("$lookup needs both localField and foreignField", BAD_VALUE)
+            refuse("$lookup needs both localField and foreignField", codes.BAD_VALUE)
         if "localField" in spec:
             self._join(tree, spec["localField"], foreign, spec["foreignField"], "$lookup")
         rendered = dict(spec)
@@ -353,7 +360,7 @@ class PipelineAnalyzer:
 
     def _join(self, tree: Node, local: Any, foreign: Node, remote: Any, stage: str) -> None:
         if not isinstance(local, str) or not isinstance(remote, str):
-            refuse(f"{stage} join fields must be strings", BAD_VALUE)
+            refuse(f"{stage} join fields must be strings", codes.BAD_VALUE)
         left = resolve(tree, local.split("."))
         right = resolve(foreign, remote.split("."))
         if left.kind is Kind.PLAIN and right.kind is Kind.PLAIN:
@@ -362,7 +369,7 @@ class PipelineAnalyzer:
             if isinstance(side.meta, QeField):
                 refuse(
                     f"{stage} cannot join on Queryable Encryption fields ('{local}', '{remote}')",
-                    6331103,
+                    codes.QE_JOIN,
                 )
         if (
             left.kind is Kind.ENCRYPTED
@@ -376,23 +383,27 @@ class PipelineAnalyzer:
         refuse(
             f"{stage} join fields '{local}' and '{remote}' must both be unencrypted or both be "
             "deterministically encrypted with the same key",
-            51206,
+            codes.LOOKUP_JOIN_FIELDS,
         )
 
     def _graph_lookup(self, spec: Any, tree: Node) -> tuple[Any, Node]:
         if not isinstance(spec, Mapping) or not isinstance(spec.get("as"), str):
-            refuse("$graphLookup needs an 'as' field name", BAD_VALUE)
+            refuse("$graphLookup needs an 'as' field name", codes.BAD_VALUE)
         foreign = self.catalog.tree(self._namespace(spec.get("from")))
         rendered = dict(spec)
         rendered["startWith"], result = self._expr(tree, spec.get("startWith"))
         if result.kind not in (CONST, PLAIN):
             refuse(
-                f"$graphLookup startWith may not reference encrypted field '{result.path}'", 51230
+                f"$graphLookup startWith may not reference encrypted field '{result.path}'",
+                codes.GRAPH_LOOKUP_START_WITH,
             )
-        for key, code in (("connectFromField", 51231), ("connectToField", 51232)):
+        for key, code in (
+            ("connectFromField", codes.GRAPH_LOOKUP_CONNECT_FROM),
+            ("connectToField", codes.GRAPH_LOOKUP_CONNECT_TO),
+        ):
             value = spec.get(key)
             if not isinstance(value, str):
-                refuse(f"$graphLookup needs {key}", BAD_VALUE)
+                refuse(f"$graphLookup needs {key}", codes.BAD_VALUE)
             if resolve(foreign, value.split(".")).kind is not Kind.PLAIN:
                 refuse(f"$graphLookup {key} '{value}' may not be encrypted", code)
         if "restrictSearchWithMatch" in spec:
@@ -406,13 +417,13 @@ class PipelineAnalyzer:
 
     def _geo_near(self, spec: Any, tree: Node) -> tuple[Any, Node]:
         if not isinstance(spec, Mapping):
-            refuse("$geoNear needs an object", BAD_VALUE)
+            refuse("$geoNear needs an object", codes.BAD_VALUE)
         rendered = dict(spec)
         key = spec.get("key")
         if key is not None and (
             not isinstance(key, str) or resolve(tree, key.split(".")).kind is not Kind.PLAIN
         ):
-            refuse(f"$geoNear key '{key}' may not be encrypted", 51212)
+            refuse(f"$geoNear key '{key}' may not be encrypted", codes.GEO_NEAR_KEY)
         if "query" in spec:
             rendered["query"] = self._filter(tree, spec["query"])
         for name in ("distanceField", "includeLocs"):
@@ -426,13 +437,14 @@ class PipelineAnalyzer:
     def _search(self, spec: Any, tree: Node) -> tuple[Any, Node]:
         if isinstance(spec, Mapping) and spec.get("returnStoredSource") is True and self.qe:
             refuse(
-                "$search with returnStoredSource is not allowed with Queryable Encryption", 6837100
+                "$search with returnStoredSource is not allowed with Queryable Encryption",
+                codes.SEARCH_STORED_SOURCE,
             )
         if tree.encrypted_below:
             refuse(
                 "Atlas Search stages cannot be analysed for encrypted fields (their queries "
                 "could compare plaintext with encrypted data)",
-                31011,
+                codes.UNSUPPORTED_STAGE,
             )
         return spec, tree
 
@@ -453,134 +465,23 @@ def joined(tree: Node) -> Node:
     )
 
 
-def removed(tree: Node, parts: list[str]) -> Node:
-    """``tree`` once the field at ``parts`` is removed. A removed encrypted field becomes
-    unknown rather than plain, so a later comparison with it is refused instead of sending the
-    compared value in the clear."""
-    node = PLAIN_NODE if resolve(tree, parts).kind is Kind.PLAIN else UNKNOWN_NODE
-    return set_path(tree, parts, node)
+def _desugared(pipeline: list[Any]) -> Iterator[tuple[str, Any]]:
+    """The stages of ``pipeline`` as ``(name, spec)``, with ``$sortByCount`` expanded as the
+    server expands it when it parses the pipeline (a ``$group`` counting, then a ``$sort``): it is
+    accepted exactly when that ``$group`` is, and mongocryptd's reply carries the expansion."""
+    for stage in pipeline:
+        if not isinstance(stage, Mapping) or len(stage) != 1:
+            refuse(
+                "A pipeline stage specification object must contain exactly one field.",
+                codes.STAGE_SHAPE,
+            )
+        name, spec = next(iter(stage.items()))
+        if name == "$sortByCount":
+            yield "$group", {"_id": spec, "count": {"$sum": 1}}
+            yield "$sort", {"count": -1}
+        else:
+            yield name, spec
 
 
 def _unchanged(spec: Any, tree: Node) -> tuple[Any, Node]:
     return spec, tree
-
-
-def _is_operator(value: Mapping[str, Any]) -> bool:
-    first = next(iter(value), "")
-    return isinstance(first, str) and first.startswith("$")
-
-
-def _node_for(result: ExprResult) -> Node:
-    """The node of a computed field: plain, or unknown when it may hold ciphertext."""
-    return PLAIN_NODE if result.kind in (CONST, PLAIN) else UNKNOWN_NODE
-
-
-def check_sort(spec: Any, tree: Node, what: str = "sort") -> None:
-    """Sort keys (and find's ``min``/``max`` index bounds, whose values are plaintext) may not be
-    encrypted, above encrypted fields or of unknown encryption."""
-    if not isinstance(spec, Mapping):
-        refuse(f"{what} must be an object", BAD_VALUE)
-    for key in spec:
-        found = resolve(tree, str(key).split("."))
-        if found.kind is not Kind.PLAIN:
-            if what == "sort":
-                refuse(f"Sorting on key '{key}' is not allowed due to encryption", 51201)
-            refuse(f"find's {what} may not name the encrypted field '{key}'", 51201)
-
-
-def _is_flag(value: Any) -> Optional[bool]:
-    """Whether a projection value includes (True) or excludes (False) a field; None for an
-    expression."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value != 0
-    return None
-
-
-def project(
-    spec: Mapping[str, Any], tree: Node, marker: Marker, *, qe: bool, find: bool = False
-) -> tuple[Any, Node]:
-    """A ``$project`` stage (or a find projection): the rendered spec and the output tree.
-
-    :param find: a find/findAndModify projection (which also has ``$slice``, ``$elemMatch``
-        and positional forms).
-    """
-    flat: list[tuple[list[str], Any]] = []
-
-    def flatten(level: Mapping[str, Any], prefix: list[str]) -> None:
-        for key, value in level.items():
-            parts = [*prefix, *str(key).split(".")]
-            if isinstance(value, Mapping) and value and not _is_operator(value):
-                flatten(value, parts)
-            else:
-                flat.append((parts, value))
-
-    flatten(spec, [])
-    flags = [_is_flag(v) for p, v in flat if p != ["_id"]]
-    if flags:
-        exclusion = all(f is False for f in flags)
-    else:
-        exclusion = _is_flag(spec.get("_id", True)) is False
-    if exclusion:
-        for parts, _ in flat:
-            tree = removed(tree, parts)
-        return spec, tree
-    out_tree = Node()
-    if _is_flag(spec.get("_id", True)) is not False:
-        out_tree = set_path(out_tree, ["_id"], node_at(tree, ["_id"]))
-
-    def render(level: Mapping[str, Any], prefix: list[str]) -> dict[str, Any]:
-        nonlocal out_tree
-        rendered: dict[str, Any] = {}
-        for key, value in level.items():
-            parts = [*prefix, *str(key).split(".")]
-            if isinstance(value, Mapping) and value and not _is_operator(value):
-                rendered[key] = render(value, parts)
-                continue
-            flag = _is_flag(value)
-            rendered[key] = value
-            if flag is not None:
-                if flag:
-                    node = _included(tree, parts, qe)
-                    out_tree = set_path(out_tree, parts, node)
-                continue
-            if (
-                find
-                and isinstance(value, Mapping)
-                and next(iter(value), None) in _ARRAY_PROJECTIONS
-            ):
-                path = parts
-                if resolve(tree, path).kind is not Kind.PLAIN:
-                    refuse(
-                        f"Projection of '{'.'.join(path)}' with an array operator is not allowed "
-                        "on encrypted data",
-                        51092,
-                    )
-                out_tree = set_path(out_tree, path, PLAIN_NODE)
-                continue
-            if isinstance(value, Mapping) and next(iter(value), None) == "$meta":
-                out_tree = set_path(out_tree, parts, PLAIN_NODE)
-                continue
-            rendered[key], result = ExprAnalyzer(tree, marker).analyze(value)
-            out_tree = set_path(out_tree, parts, _node_for(result))
-        return rendered
-
-    return render(spec, []), out_tree
-
-
-def project_computed(spec: Mapping[str, Any], tree: Node, marker: Marker) -> tuple[Any, Node]:
-    """A new root built from an expression object (``$replaceRoot: {newRoot: {...}}``)."""
-    rendered: dict[str, Any] = {}
-    out = Node()
-    for key, value in spec.items():
-        rendered[key], result = ExprAnalyzer(tree, marker).analyze(value)
-        out = set_path(out, [str(key)], _node_for(result))
-    return rendered, out
-
-
-def _included(tree: Node, parts: list[str], qe: bool) -> Node:
-    node = node_at(tree, parts)
-    if qe and node.encrypted_below:
-        return UNKNOWN_NODE  # __safeContent__ is gone: QE fields can no longer be queried
-    return node

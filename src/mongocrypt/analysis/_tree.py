@@ -17,6 +17,7 @@ from typing import Any, Optional, Union
 
 from bson.binary import Binary
 
+from mongocrypt.analysis import _codes as codes
 from mongocrypt.analysis._errors import refuse
 
 __all__ = [
@@ -192,13 +193,11 @@ class Resolution:
 
     :param kind: what the path is.
     :param meta: the field's metadata (ENCRYPTED).
-    :param at: the encrypted or unknown path the walk stopped at (INSIDE, UNKNOWN).
     :param node: the node at the path (PREFIX, when a single schema branch applies).
     """
 
     kind: Kind
     meta: Optional[Meta] = None
-    at: str = ""
     node: Optional[Node] = None
 
 
@@ -213,13 +212,13 @@ def resolve(root: Node, parts: Sequence[str]) -> Resolution:
         encryption metadata (51142).
     """
     nodes = [root] if root.encrypted_below else []
-    for depth, name in enumerate(parts):
+    for name in parts:
         following: list[Node] = []
         for node in nodes:
             if node.meta is not None:
-                return Resolution(Kind.INSIDE, node.meta, dotted(parts[:depth]))
+                return Resolution(Kind.INSIDE, node.meta)
             if node.unknown:
-                return Resolution(Kind.UNKNOWN, at=dotted(parts[:depth]))
+                return Resolution(Kind.UNKNOWN)
             following.extend(n for n in node.matching(name) if n.encrypted_below)
         nodes = following
         if not nodes:
@@ -228,11 +227,14 @@ def resolve(root: Node, parts: Sequence[str]) -> Resolution:
         return Resolution(Kind.PLAIN)
     path = dotted(parts)
     if any(n.unknown for n in nodes):
-        return Resolution(Kind.UNKNOWN, at=path)
+        return Resolution(Kind.UNKNOWN)
     metas = {n.meta for n in nodes if n.meta is not None}
     if metas:
         if len(metas) > 1 or any(n.meta is None for n in nodes):
-            refuse(f"Found conflicting encryption metadata for path: '{path}'", 51142)
+            refuse(
+                f"Found conflicting encryption metadata for path: '{path}'",
+                codes.CONFLICTING_METADATA,
+            )
         return Resolution(Kind.ENCRYPTED, next(iter(metas)))
     return Resolution(Kind.PREFIX, node=nodes[0] if len(nodes) == 1 else None)
 
@@ -250,7 +252,7 @@ def node_at(root: Node, parts: Sequence[str]) -> Node:
     if found.kind is Kind.INSIDE:
         refuse(
             f"Invalid operation on path '{dotted(parts)}' which contains an encrypted path prefix.",
-            51102,
+            codes.PATH_THROUGH_ENCRYPTED,
         )
     return UNKNOWN_NODE
 
@@ -266,7 +268,7 @@ def set_path(root: Node, parts: Sequence[str], value: Node) -> Node:
     if root.meta is not None:
         refuse(
             f"Invalid operation on path '{dotted(parts)}' which contains an encrypted path prefix.",
-            51102,
+            codes.PATH_THROUGH_ENCRYPTED,
         )
     if root.unknown:
         return root

@@ -32,6 +32,7 @@ __all__ = [
     "compare",
     "date_millis",
     "is_encrypted_binary",
+    "is_operator",
     "is_regex",
     "sort_unique",
 ]
@@ -258,3 +259,10 @@ def sort_unique(values: list[Any]) -> list[Any]:
         if not unique or compare(unique[-1], value) != 0:
             unique.append(value)
     return unique
+
+
+def is_operator(value: Mapping[str, Any]) -> bool:
+    """Whether ``value`` is an operator document (``{$op: ...}``, in a query, an update or an
+    expression) rather than a document of fields: its first key starts with ``$``."""
+    first = next(iter(value), None)
+    return isinstance(first, str) and first.startswith("$")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from mongocrypt.analysis._errors import BAD_VALUE, refuse
+from mongocrypt.analysis import _codes as codes
+from mongocrypt.analysis._errors import refuse
 from mongocrypt.analysis._expr import CONST, PLAIN, ExprAnalyzer
 from mongocrypt.analysis._markings import Marker
 from mongocrypt.analysis._tree import Kind, Node, dotted, resolve
@@ -47,7 +48,7 @@ class WriteAnalyzer:
         self.tree = tree
         self.marker = marker
         self.qe = qe
-        self._pipeline_code = 6329902 if qe else 31146
+        self._pipeline_code = codes.QE_PIPELINE_UPDATE if qe else codes.PIPELINE_UPDATE
 
     # -- documents ----------------------------------------------------------------------------
 
@@ -56,7 +57,7 @@ class WriteAnalyzer:
         an encrypted ``_id`` must be given, top-level encrypted fields may not be
         Timestamp(0, 0)."""
         if not isinstance(document, Mapping):
-            refuse("Documents to insert must be objects", BAD_VALUE)
+            refuse("Documents to insert must be objects", codes.BAD_VALUE)
         self._require_id(document)
         return self._walk(document, [], root=document)
 
@@ -68,7 +69,10 @@ class WriteAnalyzer:
 
     def _require_id(self, document: Mapping[str, Any]) -> None:
         if "_id" not in document and resolve(self.tree, ["_id"]).kind is Kind.ENCRYPTED:
-            refuse("_id must be explicitly provided when configured as encrypted", 51130)
+            refuse(
+                "_id must be explicitly provided when configured as encrypted",
+                codes.ENCRYPTED_ID_MISSING,
+            )
 
     def _walk(
         self,
@@ -83,7 +87,7 @@ class WriteAnalyzer:
             parts = [*prefix, key]
             path = dotted(parts)
             if self.qe and parts[0] == SAFE_CONTENT:
-                refuse("Cannot modify __safeContent__ field in document.", 6666200)
+                refuse("Cannot modify __safeContent__ field in document.", codes.QE_SAFE_CONTENT)
             found = resolve(self.tree, parts)
             if found.kind is Kind.ENCRYPTED:
                 assert found.meta is not None
@@ -100,7 +104,7 @@ class WriteAnalyzer:
             elif found.kind is Kind.PLAIN:
                 out[key] = value
             else:
-                refuse(f"Cannot write to '{path}': its encryption is not known", BAD_VALUE)
+                refuse(f"Cannot write to '{path}': its encryption is not known", codes.BAD_VALUE)
         return out
 
     def _below(
@@ -110,7 +114,10 @@ class WriteAnalyzer:
         if isinstance(value, Mapping):
             return self._walk(value, parts, root=root, inserting=inserting)
         if isinstance(value, list):
-            refuse(f"An array at path '{dotted(parts)}' would violate the schema", 31006)
+            refuse(
+                f"An array at path '{dotted(parts)}' would violate the schema",
+                codes.ARRAY_IN_SCHEMA,
+            )
         return value
 
     # -- update modifiers ---------------------------------------------------------------------
@@ -118,13 +125,16 @@ class WriteAnalyzer:
     def modifier(self, update: Mapping[str, Any], *, upsert: bool) -> dict[str, Any]:
         """An update document of ``$`` operators with its ``$set`` values marked."""
         if upsert and resolve(self.tree, ["_id"]).kind is Kind.ENCRYPTED:
-            refuse("_id must be explicitly provided when configured as encrypted", 51130)
+            refuse(
+                "_id must be explicitly provided when configured as encrypted",
+                codes.ENCRYPTED_ID_MISSING,
+            )
         out: dict[str, Any] = {}
         for operator, fields in update.items():
             if not isinstance(operator, str) or not operator.startswith("$"):
-                refuse("An update document may not mix operators and fields", BAD_VALUE)
+                refuse("An update document may not mix operators and fields", codes.BAD_VALUE)
             if not isinstance(fields, Mapping):
-                refuse(f"Modifiers of {operator} must be an object", BAD_VALUE)
+                refuse(f"Modifiers of {operator} must be an object", codes.BAD_VALUE)
             if operator in ("$set", "$setOnInsert"):
                 out[operator] = {path: self._set(path, value) for path, value in fields.items()}
             elif operator == "$unset":
@@ -140,15 +150,15 @@ class WriteAnalyzer:
                     self._check_target(path, operator, allow_encrypted=False)
                 out[operator] = dict(fields)
             else:
-                refuse(f"Unknown modifier: {operator}", BAD_VALUE)
+                refuse(f"Unknown modifier: {operator}", codes.BAD_VALUE)
         return out
 
     def _split(self, path: Any) -> list[str]:
         if not isinstance(path, str) or not path:
-            refuse("Update paths must be non-empty strings", BAD_VALUE)
+            refuse("Update paths must be non-empty strings", codes.BAD_VALUE)
         parts = path.split(".")
         if self.qe and parts[0] == SAFE_CONTENT:
-            refuse("Cannot modify __safeContent__ field in document.", 6666200)
+            refuse("Cannot modify __safeContent__ field in document.", codes.QE_SAFE_CONTENT)
         return parts
 
     def _check_positional(self, parts: list[str], operator: str) -> bool:
@@ -160,8 +170,11 @@ class WriteAnalyzer:
         rest = resolve(self.tree, [p for p in parts if p != parts[index]])
         if found.kind is not Kind.PLAIN or rest.kind is not Kind.PLAIN:
             if parts[index] == "$" and operator == "$set":
-                refuse("Cannot encrypt fields below '$' positional update operator", 51149)
-            refuse("Array update operations not allowed on encrypted values", 51150)
+                refuse(
+                    "Cannot encrypt fields below '$' positional update operator",
+                    codes.POSITIONAL_UPDATE,
+                )
+            refuse("Array update operations not allowed on encrypted values", codes.ARRAY_UPDATE)
         return True
 
     def _set(self, path: str, value: Any) -> Any:
@@ -177,13 +190,13 @@ class WriteAnalyzer:
                 refuse(
                     f"Cannot $set to a path {path} that is an encrypted prefix to a non-object "
                     "type",
-                    51159,
+                    codes.SET_ENCRYPTED_PREFIX,
                 )
             return self._walk(value, parts, root=None, inserting=False)
         if found.kind is Kind.INSIDE:
             refuse(
                 f"Invalid operation on path '{path}' which contains an encrypted path prefix.",
-                51102,
+                codes.PATH_THROUGH_ENCRYPTED,
             )
         return value
 
@@ -195,32 +208,35 @@ class WriteAnalyzer:
         if found.kind is Kind.INSIDE:
             refuse(
                 f"Invalid operation on path '{path}' which contains an encrypted path prefix.",
-                51102,
+                codes.PATH_THROUGH_ENCRYPTED,
             )
         if found.kind is Kind.PLAIN or allow_encrypted:
             return
-        refuse(f"{_OTHER_OPERATORS[operator]} not allowed on encrypted values: '{path}'", 51150)
+        refuse(
+            f"{_OTHER_OPERATORS[operator]} not allowed on encrypted values: '{path}'",
+            codes.ARRAY_UPDATE,
+        )
 
     def _rename(self, source: str, target: Any) -> None:
         if not isinstance(target, str):
-            refuse("$rename targets must be strings", BAD_VALUE)
+            refuse("$rename targets must be strings", codes.BAD_VALUE)
         old = resolve(self.tree, self._split(source))
         new = resolve(self.tree, self._split(target))
         if self.qe and (old.kind is not Kind.PLAIN or new.kind is not Kind.PLAIN):
             refuse(
                 f"$rename is not allowed on Queryable Encryption fields ('{source}' to '{target}')",
-                6329901,
+                codes.QE_RENAME,
             )
         if Kind.PREFIX in (old.kind, new.kind):
             refuse(
                 f"$rename is not allowed on an object holding encrypted fields ('{source}' to "
                 f"'{target}')",
-                51161,
+                codes.RENAME_PREFIX,
             )
         if Kind.INSIDE in (old.kind, new.kind) or Kind.UNKNOWN in (old.kind, new.kind):
             refuse(
                 f"Invalid operation on path '{source}' which contains an encrypted path prefix.",
-                51102,
+                codes.PATH_THROUGH_ENCRYPTED,
             )
         if old.kind is Kind.PLAIN and new.kind is Kind.PLAIN:
             return
@@ -229,7 +245,7 @@ class WriteAnalyzer:
         refuse(
             f"$rename between two encrypted fields must have the same metadata or both be "
             f"unencrypted ('{source}' to '{target}')",
-            51160,
+            codes.RENAME_METADATA,
         )
 
     # -- update pipelines ---------------------------------------------------------------------
@@ -242,16 +258,20 @@ class WriteAnalyzer:
         if upsert and resolve(self.tree, ["_id"]).kind is Kind.ENCRYPTED:
             refuse(
                 "Pipeline updates with upsert are not allowed when _id is encrypted",
-                31151 if find_and_modify else 31150,
+                codes.PIPELINE_FIND_AND_MODIFY_UPSERT_ENCRYPTED_ID
+                if find_and_modify
+                else codes.PIPELINE_UPSERT_ENCRYPTED_ID,
             )
         out = []
         for stage in stages:
             if not isinstance(stage, Mapping) or len(stage) != 1:
-                refuse("Each update pipeline stage must be an object with one field", BAD_VALUE)
+                refuse(
+                    "Each update pipeline stage must be an object with one field", codes.BAD_VALUE
+                )
             name, spec = next(iter(stage.items()))
             if name in ("$set", "$addFields"):
                 if not isinstance(spec, Mapping):
-                    refuse(f"{name} needs an object", BAD_VALUE)
+                    refuse(f"{name} needs an object", codes.BAD_VALUE)
                 rendered = {}
                 for path, expr in spec.items():
                     self._pipeline_target(path, name)
@@ -270,10 +290,10 @@ class WriteAnalyzer:
 
     def _pipeline_target(self, path: Any, stage: str) -> None:
         if not isinstance(path, str) or not path:
-            refuse(f"{stage} paths must be non-empty strings", BAD_VALUE)
+            refuse(f"{stage} paths must be non-empty strings", codes.BAD_VALUE)
         parts = path.split(".")
         if self.qe and parts[0] == SAFE_CONTENT:
-            refuse("Cannot modify __safeContent__ field in document.", 6666200)
+            refuse("Cannot modify __safeContent__ field in document.", codes.QE_SAFE_CONTENT)
         if resolve(self.tree, parts).kind is not Kind.PLAIN:
             self._refuse_pipeline(f"{stage} of '{path}' touches encrypted data")
 

@@ -21,13 +21,11 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 import mongocrypt
-from mongocrypt import MongoCryptError
+from mongocrypt import MongoCryptError, _env
 from mongocrypt.cli._keys import has_alt_name_index, vault_collection
 from mongocrypt.cli._output import Output, short_error
 from mongocrypt.cli._settings import (
     DOCTOR_TIMEOUT_MS,
-    ENV_QUERY_ANALYSIS,
-    ENV_URI,
     LOCAL_KEY_SIZE,
     Settings,
     UsageError,
@@ -85,14 +83,14 @@ def _query_analysis(
 ) -> dict[str, Any]:
     from mongocrypt.auto_encryption import QUERY_ANALYSIS_MODES
 
-    setting = environ.get(ENV_QUERY_ANALYSIS)
-    source = ENV_QUERY_ANALYSIS if setting else "default"
+    setting = environ.get(_env.QUERY_ANALYSIS)
+    source = _env.QUERY_ANALYSIS if setting else "default"
     setting = setting or "auto"
     problem = None
     if setting not in QUERY_ANALYSIS_MODES:
         mode = "invalid"
         problem = (
-            f"{ENV_QUERY_ANALYSIS}={setting!r} is not one of {', '.join(QUERY_ANALYSIS_MODES)}"
+            f"{_env.QUERY_ANALYSIS}={setting!r} is not one of {', '.join(QUERY_ANALYSIS_MODES)}"
         )
     elif setting == "auto":
         if crypt_shared["found"]:
@@ -245,7 +243,7 @@ def _doctor_text(report: Mapping[str, Any]) -> str:
     ]
     server = report["server"]
     if server is None:
-        rows.append(("server", f"not checked (give --uri or {ENV_URI})"))
+        rows.append(("server", f"not checked (give --uri or {_env.URI})"))
     elif server["ok"]:
         version = f"version {server.get('version')}, " if server.get("version") else ""
         rows.append(("server", f"ok: {server['uri']} ({version}{server['duration_ms']} ms)"))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, Optional
 
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
 import mongocrypt
-from mongocrypt import MongoCryptError
+from mongocrypt import MongoCryptError, _env
 from mongocrypt.cli import _doctor, _keys, _values
 from mongocrypt.cli._output import Output, short_error, write_error
 from mongocrypt.cli._settings import (
@@ -19,14 +19,6 @@ from mongocrypt.cli._settings import (
     DEFAULT_TIMEOUT_MS,
     DEFAULT_URI,
     DOCTOR_TIMEOUT_MS,
-    ENV_CONFIG,
-    ENV_KEY_VAULT,
-    ENV_KMS_PROVIDERS_FILE,
-    ENV_KMS_TLS_OPTIONS_FILE,
-    ENV_LOCAL_KEY,
-    ENV_LOCAL_KEY_FILE,
-    ENV_QUERY_ANALYSIS,
-    ENV_URI,
     PROG,
     OperationError,
     Settings,
@@ -69,14 +61,14 @@ def _non_negative(value: str) -> int:
 
 
 _ENVIRONMENT = [
-    (ENV_URI, "connection string (--uri)"),
-    (ENV_KEY_VAULT, "key vault namespace (--key-vault)"),
-    (ENV_CONFIG, "TOML config file (--config)"),
-    (ENV_LOCAL_KEY_FILE, "local master key file (--local-key-file)"),
-    (ENV_LOCAL_KEY, "local master key, base64"),
-    (ENV_KMS_PROVIDERS_FILE, "KMS providers JSON file (--kms-providers-file)"),
-    (ENV_KMS_TLS_OPTIONS_FILE, "KMS TLS options JSON file (--kms-tls-options-file)"),
-    (ENV_QUERY_ANALYSIS, "automatic encryption's query analysis (see doctor)"),
+    (_env.URI, "connection string (--uri)"),
+    (_env.KEY_VAULT, "key vault namespace (--key-vault)"),
+    (_env.CONFIG, "TOML config file (--config)"),
+    (_env.LOCAL_KEY_FILE, "local master key file (--local-key-file)"),
+    (_env.LOCAL_KEY, "local master key, base64"),
+    (_env.KMS_PROVIDERS_FILE, "KMS providers JSON file (--kms-providers-file)"),
+    (_env.KMS_TLS_OPTIONS_FILE, "KMS TLS options JSON file (--kms-tls-options-file)"),
+    (_env.QUERY_ANALYSIS, "automatic encryption's query analysis (see doctor)"),
 ]
 _GLOBAL = "global_"
 EPILOG = "\n".join(
@@ -89,6 +81,52 @@ EPILOG = "\n".join(
         "",
         "exit codes: 0 success, 1 operation failed, 2 usage or configuration error",
     ]
+)
+
+
+#: The connection options: flag, metavar, help, and extra ``add_argument`` keywords.
+_CONNECTION: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    ("--uri", "URI", f"MongoDB connection string (${_env.URI}; default {DEFAULT_URI})", {}),
+    (
+        "--key-vault",
+        "DB.COLL",
+        f"key vault namespace (${_env.KEY_VAULT}; default {DEFAULT_KEY_VAULT})",
+        {},
+    ),
+    ("--config", "FILE", f"TOML config file (${_env.CONFIG})", {}),
+    (
+        "--timeout-ms",
+        "MS",
+        f"bound on each operation (default {DEFAULT_TIMEOUT_MS})",
+        {"type": _positive},
+    ),
+)
+#: The KMS options, in the same form.
+_KMS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    (
+        "--local-key-file",
+        "[NAME=]FILE",
+        "local master key: 96 bytes or their base64 (NAME like local:new; repeatable)",
+        {"type": _local_key_arg, "action": "append"},
+    ),
+    (
+        "--kms-providers-file",
+        "FILE",
+        'JSON / Extended JSON: {"aws": {"accessKeyId": ..., "secretAccessKey": ...}, ...}',
+        {},
+    ),
+    (
+        "--kms-tls-options-file",
+        "FILE",
+        'JSON: {"aws": {"tlsCAFile": ..., "tlsCertificateKeyFile": ...}, ...}',
+        {},
+    ),
+    (
+        "--on-demand",
+        "PROVIDER",
+        "fetch this provider's credentials from the environment or cloud metadata",
+        {"action": "append", "choices": ("aws", "gcp", "azure")},
+    ),
 )
 
 
@@ -105,63 +143,18 @@ def _shared_options(prefix: str, default: Any) -> list[_Parser]:
         action="store_true",
         help="machine-readable output on stdout",
     )
-
-    connection = _Parser(add_help=False, argument_default=default)
-    group = connection.add_argument_group("connection")
-    group.add_argument(
-        "--uri",
-        dest=prefix + "uri",
-        metavar="URI",
-        help=f"MongoDB connection string (${ENV_URI}; default {DEFAULT_URI})",
-    )
-    group.add_argument(
-        "--key-vault",
-        dest=prefix + "key_vault",
-        metavar="DB.COLL",
-        help=f"key vault namespace (${ENV_KEY_VAULT}; default {DEFAULT_KEY_VAULT})",
-    )
-    group.add_argument(
-        "--config", dest=prefix + "config", metavar="FILE", help=f"TOML config file (${ENV_CONFIG})"
-    )
-    group.add_argument(
-        "--timeout-ms",
-        dest=prefix + "timeout_ms",
-        type=_positive,
-        metavar="MS",
-        help=f"bound on each operation (default {DEFAULT_TIMEOUT_MS})",
-    )
-
-    kms = _Parser(add_help=False, argument_default=default)
-    group = kms.add_argument_group("KMS providers (credentials are never read from flags)")
-    group.add_argument(
-        "--local-key-file",
-        dest=prefix + "local_key_file",
-        type=_local_key_arg,
-        action="append",
-        metavar="[NAME=]FILE",
-        help="local master key: 96 bytes or their base64 (NAME like local:new; repeatable)",
-    )
-    group.add_argument(
-        "--kms-providers-file",
-        dest=prefix + "kms_providers_file",
-        metavar="FILE",
-        help='JSON / Extended JSON: {"aws": {"accessKeyId": ..., "secretAccessKey": ...}, ...}',
-    )
-    group.add_argument(
-        "--kms-tls-options-file",
-        dest=prefix + "kms_tls_options_file",
-        metavar="FILE",
-        help='JSON: {"aws": {"tlsCAFile": ..., "tlsCertificateKeyFile": ...}, ...}',
-    )
-    group.add_argument(
-        "--on-demand",
-        dest=prefix + "on_demand",
-        action="append",
-        choices=("aws", "gcp", "azure"),
-        help="fetch this provider's credentials from the environment or cloud metadata",
-    )
-
-    return [output, connection, kms]
+    parents = [output]
+    for title, options in (
+        ("connection", _CONNECTION),
+        ("KMS providers (credentials are never read from flags)", _KMS),
+    ):
+        parent = _Parser(add_help=False, argument_default=default)
+        group = parent.add_argument_group(title)
+        for flag, metavar, help, extra in options:
+            dest = prefix + flag[2:].replace("-", "_")
+            group.add_argument(flag, dest=dest, metavar=metavar, help=help, **extra)
+        parents.append(parent)
+    return parents
 
 
 def _merge_global(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -196,6 +189,38 @@ def _encryption_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--canonical", action="store_true", help="canonical Extended JSON")
 
 
+#: One argument of a command: ``add_argument``'s positional and keyword arguments.
+_Argument = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def _from_stdin(name: str, what: str) -> _Argument:
+    """A positional argument read from stdin when omitted."""
+    return (name,), {"nargs": "?", "metavar": name.upper(), "help": f"{what} (default: stdin)"}
+
+
+def _command(
+    subparsers: Any,
+    name: str,
+    run: Callable[..., int],
+    help: str,
+    description: Optional[str] = None,
+    *,
+    parents: Sequence[argparse.ArgumentParser] = (),
+    arguments: Sequence[_Argument] = (),
+) -> argparse.ArgumentParser:
+    """Add the command ``name`` (its description defaults to ``help`` as a sentence)."""
+    command: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        parents=list(parents),
+        help=help,
+        description=description or f"{help[0].upper()}{help[1:]}.",
+    )
+    for flags, options in arguments:
+        command.add_argument(*flags, **options)
+    command.set_defaults(run=run)
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``mongocrypt`` argument parser."""
     parser = _Parser(
@@ -217,148 +242,165 @@ def build_parser() -> argparse.ArgumentParser:
     common = _shared_options("", None)
     output = common[0]
 
-    create = key_commands.add_parser(
-        "create", parents=common, help="create a data key", description="Create a data key."
+    key = (("key",), {"metavar": "KEY"})
+    name = (("name",), {"metavar": "NAME"})
+    _command(
+        key_commands,
+        "create",
+        _keys.cmd_keys_create,
+        "create a data key",
+        parents=common,
+        arguments=[
+            (("provider",), {"metavar": "PROVIDER", "help": "KMS provider, e.g. local, aws:eu"}),
+            (
+                ("--master-key",),
+                {
+                    "metavar": "JSON",
+                    "help": 'the provider\'s masterKey, e.g. {"region": ..., "key": ...} '
+                    "(not for local)",
+                },
+            ),
+            (
+                ("--alt-name",),
+                {"action": "append", "metavar": "NAME", "help": "alternate name (repeatable)"},
+            ),
+        ],
     )
-    create.add_argument("provider", metavar="PROVIDER", help="KMS provider, e.g. local, aws:eu")
-    create.add_argument(
-        "--master-key",
-        metavar="JSON",
-        help='the provider\'s masterKey, e.g. {"region": ..., "key": ...} (not for local)',
+    _command(
+        key_commands,
+        "list",
+        _keys.cmd_keys_list,
+        "list data keys",
+        parents=common,
+        arguments=[(("--provider",), {"help": "only keys wrapped by this KMS provider"})],
     )
-    create.add_argument(
-        "--alt-name", action="append", metavar="NAME", help="alternate name (repeatable)"
+    _command(
+        key_commands,
+        "show",
+        _keys.cmd_keys_show,
+        "show one data key",
+        parents=common,
+        arguments=[key],
     )
-    create.set_defaults(run=_keys.cmd_keys_create)
-
-    listing = key_commands.add_parser(
-        "list", parents=common, help="list data keys", description="List the data keys."
-    )
-    listing.add_argument("--provider", help="only keys wrapped by this KMS provider")
-    listing.set_defaults(run=_keys.cmd_keys_list)
-
-    show = key_commands.add_parser(
-        "show", parents=common, help="show one data key", description="Show one data key."
-    )
-    show.add_argument("key", metavar="KEY")
-    show.set_defaults(run=_keys.cmd_keys_show)
-
-    delete = key_commands.add_parser(
+    _command(
+        key_commands,
         "delete",
+        _keys.cmd_keys_delete,
+        "delete a data key",
+        "Delete a data key. Values encrypted with it can no longer be decrypted.",
         parents=common,
-        help="delete a data key",
-        description="Delete a data key. Values encrypted with it can no longer be decrypted.",
+        arguments=[
+            key,
+            (("--yes", "-y"), {"action": "store_true", "help": "do not ask for confirmation"}),
+        ],
     )
-    delete.add_argument("key", metavar="KEY")
-    delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    delete.set_defaults(run=_keys.cmd_keys_delete)
-
-    add = key_commands.add_parser(
+    _command(
+        key_commands,
         "add-alt-name",
+        _keys.cmd_keys_add_alt_name,
+        "add an alternate name to a key",
+        "Add an alternate name to a data key.",
         parents=common,
-        help="add an alternate name to a key",
-        description="Add an alternate name to a data key.",
+        arguments=[key, name],
     )
-    add.add_argument("key", metavar="KEY")
-    add.add_argument("name", metavar="NAME")
-    add.set_defaults(run=_keys.cmd_keys_add_alt_name)
-
-    remove = key_commands.add_parser(
+    _command(
+        key_commands,
         "remove-alt-name",
+        _keys.cmd_keys_remove_alt_name,
+        "remove an alternate name from a key",
+        "Remove an alternate name from a data key.",
         parents=common,
-        help="remove an alternate name from a key",
-        description="Remove an alternate name from a data key.",
+        arguments=[key, name],
     )
-    remove.add_argument("key", metavar="KEY")
-    remove.add_argument("name", metavar="NAME")
-    remove.set_defaults(run=_keys.cmd_keys_remove_alt_name)
-
-    rewrap = key_commands.add_parser(
+    _command(
+        key_commands,
         "rewrap",
+        _keys.cmd_keys_rewrap,
+        "re-encrypt data keys under a master key",
+        "Re-encrypt the matching data keys under another master key, or under each key's own "
+        "master key when --provider is not given (rotation). Progress goes to stderr when it "
+        "is a terminal; a summary follows.",
         parents=common,
-        help="re-encrypt data keys under a master key",
-        description=(
-            "Re-encrypt the matching data keys under another master key, or under each key's "
-            "own master key when --provider is not given (rotation). Progress goes to stderr "
-            "when it is a terminal; a summary follows."
-        ),
+        arguments=[
+            (("--filter",), {"metavar": "JSON", "help": "key vault filter (default: every key)"}),
+            (("--provider",), {"help": "target KMS provider"}),
+            (("--master-key",), {"metavar": "JSON", "help": "target masterKey (not for local)"}),
+            (
+                ("--batch-size",),
+                {"type": int, "default": 100, "metavar": "N", "help": "keys per request (100)"},
+            ),
+        ],
     )
-    rewrap.add_argument("--filter", metavar="JSON", help="key vault filter (default: every key)")
-    rewrap.add_argument("--provider", help="target KMS provider")
-    rewrap.add_argument("--master-key", metavar="JSON", help="target masterKey (not for local)")
-    rewrap.add_argument(
-        "--batch-size", type=int, default=100, metavar="N", help="keys per request (100)"
-    )
-    rewrap.set_defaults(run=_keys.cmd_keys_rewrap)
-
-    index = key_commands.add_parser(
+    _command(
+        key_commands,
         "create-index",
+        _keys.cmd_keys_create_index,
+        "create the unique index on keyAltNames",
+        "Create the partial unique index on keyAltNames that the specification advises for a "
+        "key vault, so that no two keys can share an alternate name. Fails, naming them, when "
+        "some keys already do.",
         parents=common,
-        help="create the unique index on keyAltNames",
-        description=(
-            "Create the partial unique index on keyAltNames that the specification advises for "
-            "a key vault, so that no two keys can share an alternate name. Fails, naming them, "
-            "when some keys already do."
-        ),
     )
-    index.set_defaults(run=_keys.cmd_keys_create_index)
 
-    encrypt = commands.add_parser(
+    encrypt = _command(
+        commands,
         "encrypt",
+        _values.cmd_encrypt,
+        "encrypt one value",
+        "Encrypt one value given as Extended JSON; prints the ciphertext.",
         parents=common,
-        help="encrypt one value",
-        description="Encrypt one value given as Extended JSON; prints the ciphertext.",
-    )
-    encrypt.add_argument(
-        "value", nargs="?", metavar="VALUE", help="Extended JSON, e.g. '\"text\"' (default: stdin)"
-    )
-    encrypt.add_argument(
-        "--algorithm",
-        required=True,
-        type=_values.algorithm,
-        metavar="NAME",
-        help=f"{', '.join(_values.ALGORITHMS)}, or a full algorithm name",
+        arguments=[
+            _from_stdin("value", "Extended JSON, e.g. '\"text\"'"),
+            (
+                ("--algorithm",),
+                {
+                    "required": True,
+                    "type": _values.algorithm,
+                    "metavar": "NAME",
+                    "help": f"{', '.join(_values.ALGORITHMS)}, or a full algorithm name",
+                },
+            ),
+            (
+                ("--query-type",),
+                {
+                    "choices": _values.QUERY_TYPES,
+                    "help": "make a find payload (range: use encrypt-expression)",
+                },
+            ),
+            (
+                ("--string-opts",),
+                {"metavar": "JSON", "help": '{"caseSensitive": ..., "prefix": {...}, ...}'},
+            ),
+        ],
     )
     _encryption_options(encrypt)
-    encrypt.add_argument(
-        "--query-type",
-        choices=_values.QUERY_TYPES,
-        help="make a find payload (range: use encrypt-expression)",
-    )
-    encrypt.add_argument(
-        "--string-opts", metavar="JSON", help='{"caseSensitive": ..., "prefix": {...}, ...}'
-    )
-    encrypt.set_defaults(run=_values.cmd_encrypt)
-
-    expression = commands.add_parser(
+    expression = _command(
+        commands,
         "encrypt-expression",
+        _values.cmd_encrypt_expression,
+        "encrypt the bounds of a range query",
+        "Encrypt the bounds of a range query on a field encrypted with the Range algorithm: an "
+        'Extended JSON {"$and": [{"f": {"$gte": LOW}}, {"f": {"$lt": HIGH}}]} in, the expression '
+        "to send in a find filter out.",
         parents=common,
-        help="encrypt the bounds of a range query",
-        description=(
-            "Encrypt the bounds of a range query on a field encrypted with the Range algorithm: "
-            'an Extended JSON {"$and": [{"f": {"$gte": LOW}}, {"f": {"$lt": HIGH}}]} in, the '
-            "expression to send in a find filter out."
-        ),
-    )
-    expression.add_argument(
-        "expression", nargs="?", metavar="EXPRESSION", help="Extended JSON (default: stdin)"
+        arguments=[_from_stdin("expression", "Extended JSON")],
     )
     _encryption_options(expression)
-    expression.set_defaults(run=_values.cmd_encrypt_expression)
-
-    decrypt = commands.add_parser(
+    _command(
+        commands,
         "decrypt",
+        _values.cmd_decrypt,
+        "decrypt one value",
+        "Decrypt one ciphertext given as Extended JSON; prints the value.",
         parents=common,
-        help="decrypt one value",
-        description="Decrypt one ciphertext given as Extended JSON; prints the value.",
+        arguments=[
+            _from_stdin("ciphertext", "Extended JSON binary"),
+            (
+                ("--canonical",),
+                {"action": "store_true", "help": "canonical Extended JSON (keeps BSON types)"},
+            ),
+        ],
     )
-    decrypt.add_argument(
-        "ciphertext", nargs="?", metavar="CIPHERTEXT", help="Extended JSON binary (default: stdin)"
-    )
-    decrypt.add_argument(
-        "--canonical", action="store_true", help="canonical Extended JSON (keeps BSON types)"
-    )
-    decrypt.set_defaults(run=_values.cmd_decrypt)
 
     doctor = commands.add_parser(
         "doctor",
@@ -370,13 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
             "(--uri) and KMS endpoints. Exits 1 when a check fails."
         ),
     )
-    doctor.add_argument("--uri", help=f"ping this server (${ENV_URI})")
+    doctor.add_argument("--uri", help=f"ping this server (${_env.URI})")
     doctor.add_argument(
         "--key-vault",
         metavar="DB.COLL",
         help=f"check this key vault's unique index on keyAltNames (default {DEFAULT_KEY_VAULT})",
     )
-    doctor.add_argument("--config", metavar="FILE", help=f"TOML config file (${ENV_CONFIG})")
+    doctor.add_argument("--config", metavar="FILE", help=f"TOML config file (${_env.CONFIG})")
     doctor.add_argument(
         "--timeout-ms",
         type=_positive,

@@ -36,14 +36,6 @@ DOCTOR_TIMEOUT_MS = 5_000
 #: A local master key is exactly this many bytes.
 LOCAL_KEY_SIZE = 96
 
-ENV_URI = _env.URI
-ENV_KEY_VAULT = _env.KEY_VAULT
-ENV_CONFIG = _env.CONFIG
-ENV_LOCAL_KEY = _env.LOCAL_KEY
-ENV_LOCAL_KEY_FILE = _env.LOCAL_KEY_FILE
-ENV_KMS_PROVIDERS_FILE = _env.KMS_PROVIDERS_FILE
-ENV_KMS_TLS_OPTIONS_FILE = _env.KMS_TLS_OPTIONS_FILE
-ENV_QUERY_ANALYSIS = _env.QUERY_ANALYSIS
 
 CONFIG_KEYS = ("uri", "key_vault", "timeout_ms", "kms_providers", "kms_tls_options")
 #: TLS options naming files: relative paths in a config file are relative to that file.
@@ -261,7 +253,7 @@ def check_namespace(value: str) -> str:
 def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """Flags first, then environment variables, then the config file, then defaults."""
     settings = Settings()
-    config_path = getattr(args, "config", None) or environ.get(ENV_CONFIG)
+    config_path = getattr(args, "config", None) or environ.get(_env.CONFIG)
     config: dict[str, Any] = {}
     base = Path.cwd()
     if config_path:
@@ -275,12 +267,12 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
                 f"unknown setting {unknown[0]!r} in config file {path} "
                 f"(known: {', '.join(CONFIG_KEYS)})"
             )
-    uri = getattr(args, "uri", None) or environ.get(ENV_URI) or config.get("uri")
+    uri = getattr(args, "uri", None) or environ.get(_env.URI) or config.get("uri")
     if uri is not None:
         settings.uri, settings.uri_given = str(uri), True
     key_vault = (
         getattr(args, "key_vault", None)
-        or environ.get(ENV_KEY_VAULT)
+        or environ.get(_env.KEY_VAULT)
         or str(config.get("key_vault", DEFAULT_KEY_VAULT))
     )
     # The doctor reports a bad namespace as a finding (when it checks a server), never stops.
@@ -297,16 +289,16 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
 
     providers = _normalise_providers(config.get("kms_providers", {}), base)
     providers_file = getattr(args, "kms_providers_file", None) or environ.get(
-        ENV_KMS_PROVIDERS_FILE
+        _env.KMS_PROVIDERS_FILE
     )
     if providers_file:
         providers.update(_normalise_providers(_read_document(providers_file, "KMS providers file")))
     local_files = list(getattr(args, "local_key_file", None) or [])
     if not any(name == "local" for name, _ in local_files):
-        if environ.get(ENV_LOCAL_KEY_FILE):
-            local_files.insert(0, ("local", environ[ENV_LOCAL_KEY_FILE]))
-        elif environ.get(ENV_LOCAL_KEY):
-            providers["local"] = {"key": _local_key(environ[ENV_LOCAL_KEY], "local")}
+        if environ.get(_env.LOCAL_KEY_FILE):
+            local_files.insert(0, ("local", environ[_env.LOCAL_KEY_FILE]))
+        elif environ.get(_env.LOCAL_KEY):
+            providers["local"] = {"key": _local_key(environ[_env.LOCAL_KEY], "local")}
     for name, path in local_files:
         providers[name] = {"key": read_local_key_file(path, name)}
     for name in getattr(args, "on_demand", None) or []:
@@ -314,7 +306,7 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
     settings.kms_providers = providers
 
     tls_options = _tls_paths(config.get("kms_tls_options", {}), base)
-    tls_file = getattr(args, "kms_tls_options_file", None) or environ.get(ENV_KMS_TLS_OPTIONS_FILE)
+    tls_file = getattr(args, "kms_tls_options_file", None) or environ.get(_env.KMS_TLS_OPTIONS_FILE)
     if tls_file:
         tls_options.update(_read_document(tls_file, "KMS TLS options file"))
     settings.kms_tls_options = tls_options
@@ -348,7 +340,7 @@ def key_vault_session(
         if need_kms:
             raise UsageError(
                 "no KMS provider configured: use --local-key-file, --kms-providers-file, "
-                f"--on-demand, {ENV_LOCAL_KEY_FILE} or a config file (--config)"
+                f"--on-demand, {_env.LOCAL_KEY_FILE} or a config file (--config)"
             )
         # Listing, showing, deleting and renaming keys never unwrap them: any provider will do.
         providers = {"local": {"key": os.urandom(LOCAL_KEY_SIZE)}}

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import uuid
-from typing import Optional
+from typing import Optional, TypeVar
 
 from bson import Binary
 
-from mongocrypt import Algorithm, ClientEncryption, EncryptOpts, RangeOpts, StringOpts
-from mongocrypt.cli._keys import find_key
+from mongocrypt import Algorithm, EncryptOpts, QueryType, RangeOpts, StringOpts
 from mongocrypt.cli._output import Output, dump_json, json_object, parse_json
 from mongocrypt.cli._settings import Settings, UsageError, key_vault_session
 
@@ -52,39 +50,46 @@ def _input_value(value: Optional[str]) -> str:
     return value
 
 
-def _range_opts(text: Optional[str]) -> Optional[RangeOpts]:
-    document = json_object(text, "--range-opts")
+#: The JSON field names of --range-opts and --string-opts -> the option classes' parameters.
+_RANGE_FIELDS = {
+    "min": "min",
+    "max": "max",
+    "sparsity": "sparsity",
+    "precision": "precision",
+    "trimFactor": "trim_factor",
+}
+_STRING_FIELDS = {
+    "caseSensitive": "case_sensitive",
+    "diacriticSensitive": "diacritic_sensitive",
+    "prefix": "prefix",
+    "suffix": "suffix",
+    "substring": "substring",
+}
+_Opts = TypeVar("_Opts", RangeOpts, StringOpts)
+
+
+def _options(
+    text: Optional[str], flag: str, fields: dict[str, str], kind: type[_Opts]
+) -> Optional[_Opts]:
+    """The options ``flag`` gives as a JSON document, built as ``kind``."""
+    document = json_object(text, flag)
     if document is None:
         return None
-    names = {"min": "min", "max": "max", "sparsity": "sparsity", "precision": "precision"}
-    names["trimFactor"] = "trim_factor"
-    unknown = sorted(set(document) - set(names))
+    unknown = sorted(set(document) - set(fields))
     if unknown:
-        raise UsageError(f"unknown --range-opts field {unknown[0]!r} (known: {', '.join(names)})")
+        raise UsageError(f"unknown {flag} field {unknown[0]!r} (known: {', '.join(fields)})")
     try:
-        return RangeOpts(**{names[k]: v for k, v in document.items()})
+        return kind(**{fields[k]: v for k, v in document.items()})
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"--range-opts: {exc}") from None
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def _range_opts(text: Optional[str]) -> Optional[RangeOpts]:
+    return _options(text, "--range-opts", _RANGE_FIELDS, RangeOpts)
 
 
 def _string_opts(text: Optional[str]) -> Optional[StringOpts]:
-    document = json_object(text, "--string-opts")
-    if document is None:
-        return None
-    names = {
-        "caseSensitive": "case_sensitive",
-        "diacriticSensitive": "diacritic_sensitive",
-        "prefix": "prefix",
-        "suffix": "suffix",
-        "substring": "substring",
-    }
-    unknown = sorted(set(document) - set(names))
-    if unknown:
-        raise UsageError(f"unknown --string-opts field {unknown[0]!r} (known: {', '.join(names)})")
-    try:
-        return StringOpts(**{names[k]: v for k, v in document.items()})
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"--string-opts: {exc}") from None
+    return _options(text, "--string-opts", _STRING_FIELDS, StringOpts)
 
 
 def _encrypt_opts(
@@ -99,24 +104,16 @@ def _encrypt_opts(
             raise UsageError(f"--key-id must be a UUID, not {args.key_id!r}") from None
     try:
         return EncryptOpts(
-            algorithm,
+            Algorithm.named(algorithm, "--algorithm"),
             key_id=key_id,
             key_alt_name=args.key_alt_name,
             contention_factor=args.contention_factor,
-            query_type=query_type,
+            query_type=None if query_type is None else QueryType.named(query_type, "--query-type"),
             range_opts=_range_opts(args.range_opts),
             string_opts=_string_opts(getattr(args, "string_opts", None)),
         )
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-
-
-def _by_id(client_encryption: ClientEncryption, opts: EncryptOpts) -> EncryptOpts:
-    """``opts`` naming the key by id: Queryable Encryption algorithms take no alternate name."""
-    if opts.key_alt_name is None:
-        return opts
-    key_id = uuid.UUID(find_key(client_encryption, opts.key_alt_name)["id"])
-    return dataclasses.replace(opts, key_id=key_id, key_alt_name=None)
 
 
 def cmd_encrypt(args: argparse.Namespace, settings: Settings, out: Output) -> int:
@@ -128,7 +125,7 @@ def cmd_encrypt(args: argparse.Namespace, settings: Settings, out: Output) -> in
     opts = _encrypt_opts(args, args.algorithm, args.query_type)
     value = parse_json(_input_value(args.value), "value")
     with key_vault_session(settings, need_kms=True) as (_client, client_encryption):
-        ciphertext = client_encryption.encrypt(value, _by_id(client_encryption, opts))
+        ciphertext = client_encryption.encrypt(value, opts)
     data = {"ciphertext": json.loads(dump_json(ciphertext, True))}
     out.result(data, lambda: dump_json(ciphertext, args.canonical))
     return 0
@@ -143,9 +140,7 @@ def cmd_encrypt_expression(args: argparse.Namespace, settings: Settings, out: Ou
             '{"$and": [{"age": {"$gte": 18}}, {"age": {"$lt": 65}}]}'
         )
     with key_vault_session(settings, need_kms=True) as (_client, client_encryption):
-        encrypted = client_encryption.encrypt_expression(
-            expression, _by_id(client_encryption, opts)
-        )
+        encrypted = client_encryption.encrypt_expression(expression, opts)
     data = {"expression": json.loads(dump_json(encrypted, True))}
     out.result(data, lambda: dump_json(encrypted, args.canonical))
     return 0

@@ -13,6 +13,7 @@ from typing import Any, Optional, Union
 
 import httpx
 
+from mongocrypt import _log
 from mongocrypt.credentials._aws import (
     AwsCredentialProvider,
     checked_provider_settings,
@@ -32,6 +33,7 @@ from mongocrypt.credentials._steps import (
     budget_ran_out,
     exchange_limit,
     read_file,
+    step_source,
     timed_out,
     transport_failed,
 )
@@ -50,6 +52,7 @@ async def fetch_async(
         for name in names:
             if name == "aws" and aws_provider is not None:
                 result[name] = await call_aws_provider_async(aws_provider)
+                _log.credentials_fetched(name, "the custom credential provider")
             else:
                 result[name] = await runner.run(name, source(name, endpoints))
     return result
@@ -82,9 +85,11 @@ class AsyncRunner:
 
     async def run(self, provider: str, flow: Flow[T]) -> T:
         """Drive ``flow`` to its result; a step's failure is thrown into the flow."""
+        sources: list[str] = []
         try:
             step = next(flow)
             while True:
+                sources.append(step_source(step))
                 try:
                     outcome = await self._perform(step)
                 except Failure as failure:
@@ -93,6 +98,7 @@ class AsyncRunner:
                     step = flow.send(outcome)
         except StopIteration as stop:
             result: T = stop.value
+            _log.credentials_fetched(provider, ", then ".join(sources) or "the environment")
             return result
         except Failure as failure:
             message = f"could not obtain {provider} credentials: {failure.detail}"

@@ -110,6 +110,13 @@ def transport_failed(request: HttpRequest, exc: BaseException) -> Failure:
     )
 
 
+def step_source(step: Step) -> str:
+    """What a step reads from, for the log: the service, or the environment variable's file."""
+    if isinstance(step, HttpRequest):
+        return step.source
+    return f"the file named by {step.variable}"
+
+
 def read_file(step: ReadFile) -> bytes:
     """The file's contents (at most :data:`MAX_BODY` bytes); blocks."""
     try:

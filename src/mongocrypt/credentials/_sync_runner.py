@@ -15,6 +15,7 @@ from typing import Any, Optional, Union
 
 import httpx
 
+from mongocrypt import _log
 from mongocrypt.credentials._aws import (
     AwsCredentialProvider,
     checked_provider_settings,
@@ -34,6 +35,7 @@ from mongocrypt.credentials._steps import (
     budget_ran_out,
     exchange_limit,
     read_file,
+    step_source,
     timed_out,
     transport_failed,
 )
@@ -52,6 +54,7 @@ def fetch(
         for name in names:
             if name == "aws" and aws_provider is not None:
                 result[name] = call_aws_provider(aws_provider)
+                _log.credentials_fetched(name, "the custom credential provider")
             else:
                 result[name] = runner.run(name, source(name, endpoints))
     return result
@@ -84,9 +87,11 @@ class Runner:
 
     def run(self, provider: str, flow: Flow[T]) -> T:
         """Drive ``flow`` to its result; a step's failure is thrown into the flow."""
+        sources: list[str] = []
         try:
             step = next(flow)
             while True:
+                sources.append(step_source(step))
                 try:
                     outcome = self._perform(step)
                 except Failure as failure:
@@ -95,6 +100,7 @@ class Runner:
                     step = flow.send(outcome)
         except StopIteration as stop:
             result: T = stop.value
+            _log.credentials_fetched(provider, ", then ".join(sources) or "the environment")
             return result
         except Failure as failure:
             message = f"could not obtain {provider} credentials: {failure.detail}"

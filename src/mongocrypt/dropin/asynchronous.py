@@ -19,6 +19,7 @@ from mongocrypt.auto_encryption import (
     query_analysis_mode,
 )
 from mongocrypt.credentials import OnDemandCredentials
+from mongocrypt.dropin._analysis import log_query_analysis
 from mongocrypt.dropin._shapes import data_key_options, encrypt_options
 from mongocrypt.engine import AsyncAutoEncrypter as _EngineAutoEncrypter
 from mongocrypt.engine import AsyncExplicitEncrypter as _EngineExplicitEncrypter
@@ -112,6 +113,11 @@ class AsyncAutoEncrypter(_EngineAutoEncrypter):
 
     def __init__(self, callback: Any, mongo_crypt_opts: MongoCryptOptions) -> None:
         super().__init__(_routed(callback), mongo_crypt_opts)
+        log_query_analysis(
+            getattr(callback, "opts", None),
+            mongo_crypt_opts,
+            self.mongocrypt.crypt_shared_lib_version,
+        )
 
 
 class AsyncExplicitEncrypter:

@@ -22,6 +22,7 @@ from mongocrypt.auto_encryption import (
     query_analysis_mode,
 )
 from mongocrypt.credentials import OnDemandCredentials
+from mongocrypt.dropin._analysis import log_query_analysis
 from mongocrypt.dropin._shapes import data_key_options, encrypt_options
 from mongocrypt.engine import AutoEncrypter as _EngineAutoEncrypter
 from mongocrypt.engine import ExplicitEncrypter as _EngineExplicitEncrypter
@@ -115,6 +116,11 @@ class AutoEncrypter(_EngineAutoEncrypter):
 
     def __init__(self, callback: Any, mongo_crypt_opts: MongoCryptOptions) -> None:
         super().__init__(_routed(callback), mongo_crypt_opts)
+        log_query_analysis(
+            getattr(callback, "opts", None),
+            mongo_crypt_opts,
+            self.mongocrypt.crypt_shared_lib_version,
+        )
 
 
 class ExplicitEncrypter:

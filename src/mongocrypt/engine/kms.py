@@ -23,24 +23,29 @@ _HEADERS_END = b"\r\n\r\n"
 _CONTENT_LENGTH = re.compile(rb"^content-length:\s*([0-9]+)\s*$", re.IGNORECASE | re.MULTILINE)
 
 
+class _Members(list[tuple[str, Any]]):
+    """A JSON object's members as (name, value) pairs, every duplicate kept."""
+
+
 def _check_gcp_reply(head: bytes, body: bytes) -> None:
     """Refuse a complete GCP reply (``head``, ``body``) whose key field is not base64.
 
     libmongocrypt (1.13 to 1.21 at least) reads an uninitialised length when a GCP
     ``ciphertext`` or ``plaintext`` fails to decode, which can abort the process; this check
-    turns that reply into an error before it reaches the native parser.
+    turns that reply into an error before it reaches the native parser. Every top-level member
+    of that name is checked, since libmongocrypt reads the first and Python's ``json`` keeps the
+    last of duplicates; control characters in strings are accepted, as libbson's parser does.
     """
     if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
         return
     try:
-        document = json.loads(body)
+        document = json.loads(body, object_pairs_hook=_Members, strict=False)
     except ValueError:
         return  # libmongocrypt reports unparsable JSON itself
-    if not isinstance(document, dict):
+    if not isinstance(document, _Members):
         return
-    for field in ("ciphertext", "plaintext"):
-        value = document.get(field)
-        if isinstance(value, str):
+    for field, value in document:
+        if field in ("ciphertext", "plaintext") and isinstance(value, str):
             try:
                 base64.b64decode("".join(value.split()), validate=True)
             except (binascii.Error, ValueError):
@@ -62,7 +67,7 @@ class _ReplyGuard:
         head, found, body = bytes(self._seen).partition(_HEADERS_END)
         length = _CONTENT_LENGTH.search(head) if found else None
         if length is not None and len(body) >= int(length.group(1)):
-            _check_gcp_reply(head, body)
+            _check_gcp_reply(head, body[: int(length.group(1))])
 
 
 class KmsContext:

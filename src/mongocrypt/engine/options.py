@@ -6,12 +6,16 @@ libmongocrypt knows (a provider's required fields, key lengths) it reports itsel
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 import bson
+import bson.errors
 
 from mongocrypt._secrets import shown
 
@@ -21,6 +25,8 @@ __all__ = [
     "ExplicitEncryptOptions",
     "MongoCryptOptions",
     "check_data_key_fields",
+    "check_kms_providers",
+    "check_maps",
     "encode_bson",
 ]
 
@@ -39,6 +45,102 @@ def encode_bson(value: BsonLike, option: str) -> bytes:
     if isinstance(value, Mapping):
         return bson.encode(value)
     raise TypeError(f"{option} must be a mapping or BSON bytes, not {type(value).__name__}")
+
+
+#: Bytes of a local master key (and of a data key's key material).
+KEY_BYTES = 96
+
+
+def check_kms_providers(kms_providers: object) -> None:
+    """The checks of ``kms_providers`` Python can make precisely (a local key's length included).
+
+    :raises TypeError: or ValueError naming the provider and setting.
+    """
+    if not isinstance(kms_providers, Mapping):
+        raise TypeError(f"kms_providers must be a mapping, not {type(kms_providers).__name__}")
+    if not kms_providers:
+        raise ValueError("kms_providers must configure at least one KMS provider")
+    for name, settings in kms_providers.items():
+        if not isinstance(name, str):
+            raise TypeError(f"kms_providers keys must be str, not {type(name).__name__}")
+        if not isinstance(settings, Mapping):
+            raise TypeError(
+                f"kms_providers[{name!r}] must be a mapping, not {type(settings).__name__}"
+            )
+        if (name == "local" or name.startswith("local:")) and "key" in settings:
+            _check_local_key(settings["key"], f"kms_providers[{name!r}]['key']")
+
+
+def _check_local_key(key: object, option: str) -> None:
+    """A local master key: 96 bytes, or their base64 text (as libmongocrypt accepts)."""
+    if isinstance(key, str):
+        try:
+            decoded = base64.b64decode(key, validate=True)
+        except binascii.Error:
+            decoded = b""
+        if len(decoded) != KEY_BYTES:
+            raise TypeError(
+                f"{option} must be {KEY_BYTES} bytes or their base64 text, not a str of "
+                f"{len(key)} characters (read a key file in binary mode, or decode its base64)"
+            )
+    elif isinstance(key, (bytes, bytearray, memoryview)):
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"{option} must be {KEY_BYTES} bytes, not {len(key)}")
+    else:
+        raise TypeError(f"{option} must be {KEY_BYTES} bytes, not {type(key).__name__}")
+
+
+def check_maps(schema_map: object, encrypted_fields_map: object) -> None:
+    """Every ``keyId`` of the maps has the type the specification gives it.
+
+    :raises TypeError: naming the field's path, e.g.
+        ``schema_map['db.coll'].properties.ssn.encrypt.keyId``.
+    """
+    for option, value in (
+        ("schema_map", schema_map),
+        ("encrypted_fields_map", encrypted_fields_map),
+    ):
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            try:
+                value = bson.decode(bytes(value))
+            except bson.errors.InvalidBSON:
+                continue  # libmongocrypt says what is wrong with it
+        if isinstance(value, Mapping):
+            for namespace, document in value.items():
+                _check_key_ids(document, f"{option}[{namespace!r}]", option == "schema_map")
+
+
+def _is_uuid(value: object) -> bool:
+    return isinstance(value, uuid.UUID) or (
+        isinstance(value, bson.Binary) and value.subtype == bson.binary.UUID_SUBTYPE
+    )
+
+
+def _check_key_ids(node: object, path: str, schema: bool) -> None:
+    if isinstance(node, Sequence) and not isinstance(node, (str, bytes)):
+        for i, item in enumerate(node):
+            _check_key_ids(item, f"{path}[{i}]", schema)
+        return
+    if not isinstance(node, Mapping):
+        return
+    for key, value in node.items():
+        where = f"{path}.{key}"
+        # A schema's keyId is in encrypt or encryptMetadata; encryptedFields have one per field.
+        if key != "keyId" or (schema and not path.endswith((".encrypt", ".encryptMetadata"))):
+            _check_key_ids(value, where, schema)
+        elif schema:
+            if not (
+                (isinstance(value, str) and value.startswith("/"))
+                or (isinstance(value, list) and value and all(_is_uuid(v) for v in value))
+            ):
+                raise TypeError(
+                    f"{where} must be a list of UUIDs (bson Binary subtype 4) or a JSON "
+                    f"pointer string such as '/keyName', not {value!r}"
+                )
+        elif value is not None and not _is_uuid(value):
+            raise TypeError(
+                f"{where} must be a UUID (bson Binary subtype 4), not {type(value).__name__}"
+            )
 
 
 def _check_bool(value: object, option: str) -> bool:
@@ -81,17 +183,8 @@ class MongoCryptOptions:
         enable_multiple_collinfo: bool = True,
         crypt_shared_lib_search_paths: Optional[Sequence[str]] = None,
     ) -> None:
-        if not isinstance(kms_providers, Mapping):
-            raise TypeError(f"kms_providers must be a mapping, not {type(kms_providers).__name__}")
-        if not kms_providers:
-            raise ValueError("kms_providers must configure at least one KMS provider")
-        for name, settings in kms_providers.items():
-            if not isinstance(name, str):
-                raise TypeError(f"kms_providers keys must be str, not {type(name).__name__}")
-            if not isinstance(settings, Mapping):
-                raise TypeError(
-                    f"kms_providers[{name!r}] must be a mapping, not {type(settings).__name__}"
-                )
+        check_kms_providers(kms_providers)
+        check_maps(schema_map, encrypted_fields_map)
         self.kms_providers = kms_providers
         self.kms_providers_bson = bson.encode(kms_providers)
         #: providers whose credentials are fetched on demand (configured as an empty mapping)
@@ -224,6 +317,8 @@ def check_data_key_fields(master_key: object, key_alt_names: object, key_materia
         raise TypeError("key_alt_names must be a sequence of str")
     if key_material is not None and not isinstance(key_material, (bytes, bytearray)):
         raise TypeError(f"key_material must be bytes, not {type(key_material).__name__}")
+    if key_material is not None and len(key_material) != KEY_BYTES:
+        raise ValueError(f"key_material must be {KEY_BYTES} bytes, not {len(key_material)}")
 
 
 @dataclass(frozen=True)

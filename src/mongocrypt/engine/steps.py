@@ -10,7 +10,8 @@ state                     what is asked of the callback
 NEED_MONGO_COLLINFO       ``collection_info(db, filter)``; every document returned is fed
 (…_WITH_DB)               (same, on the database libmongocrypt names)
 NEED_MONGO_MARKINGS       ``mark_command(db, command)``; the reply is fed
-NEED_MONGO_KEYS           ``fetch_keys(filter)``; every key document is fed
+NEED_MONGO_KEYS           ``fetch_keys(filter)``; every key document is fed (when a key is
+                          missing, ``key_vault_namespace()`` names the vault in the error)
 NEED_KMS_CREDENTIALS      ``fetch_kms_credentials(names)``; the credentials are provided
 NEED_KMS                  ``kms_requests(batch)`` until no request is left (retries included)
 READY                     the finalized result is returned
@@ -25,11 +26,15 @@ failed I/O call releases the context deterministically.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Optional, Union
 
 import bson
+from bson.binary import STANDARD
+from bson.codec_options import CodecOptions
 
+from mongocrypt import _log
 from mongocrypt.engine.binary import BufferLike
 from mongocrypt.engine.context import MongoCryptContext, State
 from mongocrypt.engine.handle import MongoCrypt
@@ -57,6 +62,10 @@ Request = tuple[str, tuple[Any, ...]]
 #: An operation: yields requests, receives answers, returns the result.
 Steps = Generator[Request, Any, Any]
 
+#: libmongocrypt's message when a key it asked for was not in the key vault's reply.
+_UNSATISFIED = "not all keys requested were satisfied"
+#: Key ids decoded as uuid.UUID, to print and compare.
+_UUIDS: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=STANDARD)
 #: BSON element types of JavaScript code, without and with scope.
 _CODE_TYPES = (0x0D, 0x0F)
 
@@ -79,6 +88,35 @@ def _feed_all(ctx: MongoCryptContext, documents: CollectionInfos) -> None:
     ctx.complete_mongo_operation()
 
 
+def _requested(filter: bytes) -> tuple[list[Any], list[str]]:
+    """The key ids (as UUIDs) and alternate names a key filter of libmongocrypt asks for.
+
+    libmongocrypt's filter is ``{"$or": [{"_id": {"$in": ids}}, {"keyAltNames": {"$in": names}}]}``.
+    """
+    wanted: dict[str, list[Any]] = {"_id": [], "keyAltNames": []}
+    for clause in bson.decode(filter, codec_options=_UUIDS).get("$or", []):
+        for name, condition in clause.items():
+            if name in wanted and isinstance(condition, dict):
+                wanted[name].extend(condition.get("$in", []))
+    return wanted["_id"], wanted["keyAltNames"]
+
+
+def _missing_keys(filter: bytes, keys: CollectionInfos, namespace: Optional[str]) -> str:
+    """Which of the keys ``filter`` asked for are not among ``keys``, and where they were sought."""
+    ids, names = _requested(filter)
+    if isinstance(keys, (bytes, bytearray, memoryview)):
+        keys = [keys]
+    found_ids, found_names = set(), set()
+    for key in keys or ():
+        document = bson.decode(bytes(key), codec_options=_UUIDS)
+        found_ids.add(document.get("_id"))
+        found_names.update(document.get("keyAltNames", ()))
+    missing = [f"id {key_id}" for key_id in ids if key_id not in found_ids]
+    missing += [f"alternate name {n!r}" for n in names if n not in found_names]
+    where = f"key vault {namespace}" if namespace else "the key vault"
+    return f"Missing from {where}: {', '.join(missing) or 'a requested key'}."
+
+
 def _auto_database(ctx: MongoCryptContext, need: str) -> str:
     if ctx.database is None:
         raise MongoCryptError(f"libmongocrypt asked for {need} outside auto encryption")
@@ -96,15 +134,32 @@ def context_steps(ctx: MongoCryptContext) -> Generator[Request, Any, Optional[by
             _feed_all(ctx, (yield "collection_info", (database, ctx.mongo_operation())))
         elif state == State.NEED_MONGO_MARKINGS:
             database = _auto_database(ctx, "markings")
-            _feed_all(ctx, (yield "mark_command", (database, ctx.mongo_operation())))
+            command = ctx.mongo_operation()
+            _log.marking(database, command)
+            _feed_all(ctx, (yield "mark_command", (database, command)))
         elif state == State.NEED_MONGO_KEYS:
-            _feed_all(ctx, (yield "fetch_keys", (ctx.mongo_operation(),)))
+            filter = ctx.mongo_operation()
+            if _log.ENGINE.isEnabledFor(logging.DEBUG):
+                _log.key_fetch(*_requested(filter))
+            keys = yield "fetch_keys", (filter,)
+            try:
+                _feed_all(ctx, keys)
+            except MongoCryptError as exc:
+                if _UNSATISFIED not in str(exc):
+                    raise
+                namespace = yield "key_vault_namespace", ()
+                raise MongoCryptError(
+                    f"{exc} {_missing_keys(filter, keys, namespace)}", exc.code
+                ) from exc
         elif state == State.NEED_KMS_CREDENTIALS:
             credentials = yield "fetch_kms_credentials", (ctx.on_demand_providers,)
             ctx.provide_kms_providers(bson.encode(credentials))
         elif state == State.NEED_KMS:
             # A request that failed and may be retried comes back in the next batch.
             while batch := ctx.kms_contexts():
+                if _log.ENGINE.isEnabledFor(logging.DEBUG):
+                    for kms in batch:
+                        _log.kms_request(kms.kms_provider, kms.endpoint, kms.attempt)
                 yield "kms_requests", (batch,)
             ctx.complete_kms()
         elif state == State.READY:

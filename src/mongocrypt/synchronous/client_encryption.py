@@ -12,10 +12,15 @@ from typing import Any, Callable, Optional, Union
 
 from bson import Binary
 from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
+from pymongo.synchronous.collection import Collection
+from pymongo.synchronous.cursor import Cursor
+from pymongo.synchronous.database import Database
+from pymongo.results import DeleteResult
 
 from mongocrypt._client_encryption import ClientEncryptionCore
 from mongocrypt.credentials import AwsCredentialProvider, OnDemandCredentials
-from mongocrypt.engine import ExplicitEncrypter
+from mongocrypt.engine import ExplicitEncrypter, ExplicitEncryptOptions
 from mongocrypt.errors import EncryptedCollectionError
 from mongocrypt.events import EncryptionEventListener
 from mongocrypt.io.synchronous.pymongo_io import PymongoIO
@@ -25,6 +30,7 @@ from mongocrypt.options import (
     EncryptOpts,
     RewrapManyDataKeyOpts,
     RewrapManyDataKeyResult,
+    RewrapProgress,
     key_id_binary,
 )
 
@@ -105,20 +111,41 @@ class ClientEncryption(ClientEncryptionCore):
         return key_id_binary(key_id)
 
     def encrypt(self, value: Any, opts: EncryptOpts) -> Binary:
-        """Encrypt one BSON value; returns the ciphertext (Binary subtype 6)."""
+        """Encrypt one BSON value; returns the ciphertext (Binary subtype 6).
+
+        A key named by ``key_alt_name`` for the Indexed, Unindexed, Range or String algorithms
+        (which libmongocrypt takes by id only) is looked up in the key vault, and its id
+        remembered as long as keys are cached (``key_expiration_ms``).
+        """
         options = self._encrypt_options(opts, False)
         with self._deadline():
+            options = self._by_key_id(options)
             result = self._encrypter.encrypt(self._value(value), options)
         return self._unvalue(result)  # type: ignore[no-any-return]
 
     def encrypt_expression(
         self, expression: Mapping[str, Any], opts: EncryptOpts
     ) -> dict[str, Any]:
-        """Encrypt the bounds of a Range query expression (``$and`` of ``$gt``/``$lt`` forms)."""
+        """Encrypt the bounds of a Range query expression (``$and`` of ``$gt``/``$lt`` forms);
+        a ``key_alt_name`` is resolved as :meth:`encrypt` does."""
         options = self._encrypt_options(opts, True)
         with self._deadline():
+            options = self._by_key_id(options)
             result = self._encrypter.encrypt(self._value(expression), options)
         return self._unvalue(result)  # type: ignore[no-any-return]
+
+    def _by_key_id(self, options: ExplicitEncryptOptions) -> ExplicitEncryptOptions:
+        """``options`` naming the key by id where libmongocrypt needs one."""
+        name = self._name_to_resolve(options)
+        if name is None:
+            return options
+        key_id = self._cached_key_id(name)
+        if key_id is None:
+            with self._io.operation("find") as op:
+                document = self._key_vault.find_one({"keyAltNames": name}, {"_id": 1})
+                op.count = document is not None
+            key_id = self._remember_key_id(name, document)
+        return self._with_key_id(options, key_id)
 
     def decrypt(self, value: Binary) -> Any:
         """The plaintext of a ciphertext (no key or algorithm needed)."""
@@ -127,62 +154,87 @@ class ClientEncryption(ClientEncryptionCore):
             return self._unvalue(self._encrypter.decrypt(self._value(ciphertext)))
 
     def rewrap_many_data_key(
-        self, filter: Mapping[str, Any], opts: Optional[RewrapManyDataKeyOpts] = None
+        self,
+        filter: Mapping[str, Any],
+        opts: Optional[RewrapManyDataKeyOpts] = None,
+        *,
+        progress: Optional[RewrapProgress] = None,
     ) -> RewrapManyDataKeyResult:
-        """Re-wrap the matching keys under ``opts``'s master key (or each key's own)."""
+        """Re-wrap the matching keys under ``opts``'s master key (or each key's own).
+
+        :param progress: called with (keys matched, keys rewrapped): once the keys are
+            re-encrypted (rewrapped 0), and again once the key vault is updated.
+        """
         provider, master_key = self._rewrap_target(opts)
+        self._check_progress(progress)
         with self._deadline():
             result = self._encrypter.rewrap_many_data_key(
                 self._encode(filter), provider, master_key
             )
-            if result is None:
+            updates = self._rewrap_updates(result)
+            if progress is not None:
+                progress(len(updates), 0)
+            if not updates:
                 return RewrapManyDataKeyResult()
             with self._io.operation("update") as op:
-                written = self._key_vault.bulk_write(self._rewrap_updates(result))
+                written = self._key_vault.bulk_write(updates)
                 op.count = written.modified_count
+        if progress is not None:
+            progress(len(updates), written.modified_count)
         return RewrapManyDataKeyResult(written)
 
-    def delete_key(self, id: KeyId) -> Any:
-        """Delete a data key; returns pymongo's ``DeleteResult``."""
+    def delete_key(self, id: KeyId) -> DeleteResult:
+        """Delete a data key.
+
+        Clients that have the key cached (this one included) go on using it until their cache
+        expires (``key_expiration_ms``); after that, what it encrypted cannot be decrypted.
+        """
         with self._deadline(), self._io.operation("delete") as op:
-            result = self._key_vault.delete_one({"_id": key_id_binary(id, "id")})
+            result: DeleteResult = self._key_vault.delete_one(
+                {"_id": key_id_binary(id, "id")}
+            )
             op.count = result.deleted_count
         return result
 
-    def get_key(self, id: KeyId) -> Optional[Any]:
+    def get_key(self, id: KeyId) -> Optional[RawBSONDocument]:
         """The key document with this id, or None."""
         with self._deadline(), self._io.operation("find") as op:
-            document = self._key_vault.find_one({"_id": key_id_binary(id, "id")})
+            document: Optional[RawBSONDocument] = self._key_vault.find_one(
+                {"_id": key_id_binary(id, "id")}
+            )
             op.count = document is not None
         return document
 
-    def get_keys(self) -> Any:
+    def get_keys(self) -> Cursor[RawBSONDocument]:
         """A cursor over every key document (read concern majority)."""
-        return self._key_vault.find({})
+        cursor: Cursor[RawBSONDocument] = self._key_vault.find({})
+        return cursor
 
-    def get_key_by_alt_name(self, key_alt_name: str) -> Optional[Any]:
+    def get_key_by_alt_name(self, key_alt_name: str) -> Optional[RawBSONDocument]:
         """The key document with this alternate name, or None."""
         with self._deadline(), self._io.operation("find") as op:
-            document = self._key_vault.find_one({"keyAltNames": key_alt_name})
+            document: Optional[RawBSONDocument] = self._key_vault.find_one(
+                {"keyAltNames": key_alt_name}
+            )
             op.count = document is not None
         return document
 
-    def add_key_alt_name(self, id: KeyId, key_alt_name: str) -> Optional[Any]:
+    def add_key_alt_name(self, id: KeyId, key_alt_name: str) -> Optional[RawBSONDocument]:
         """Add an alternate name; returns the document as it was before, or None.
 
         :raises KeyVaultError: with code 11000 if another key has that name (unique index).
         """
         with self._deadline(), self._io.operation("update") as op:
-            document = self._key_vault.find_one_and_update(
+            document: Optional[RawBSONDocument] = self._key_vault.find_one_and_update(
                 {"_id": key_id_binary(id, "id")}, {"$addToSet": {"keyAltNames": key_alt_name}}
             )
             op.count = document is not None
         return document
 
-    def remove_key_alt_name(self, id: KeyId, key_alt_name: str) -> Optional[Any]:
+    def remove_key_alt_name(self, id: KeyId, key_alt_name: str) -> Optional[RawBSONDocument]:
         """Remove an alternate name (the field goes once empty); returns the previous document."""
         with self._deadline(), self._io.operation("update") as op:
-            document = self._key_vault.find_one_and_update(
+            document: Optional[RawBSONDocument] = self._key_vault.find_one_and_update(
                 {"_id": key_id_binary(id, "id")}, self._remove_alt_name_update(key_alt_name)
             )
             op.count = document is not None
@@ -190,13 +242,13 @@ class ClientEncryption(ClientEncryptionCore):
 
     def create_encrypted_collection(
         self,
-        database: Any,
+        database: Database[Any],
         name: str,
         encrypted_fields: Mapping[str, Any],
         kms_provider: str,
         master_key: Optional[Mapping[str, Any]] = None,
         **create_options: Any,
-    ) -> tuple[Any, dict[str, Any]]:
+    ) -> tuple[Collection[Any], dict[str, Any]]:
         """Create the data keys an encryptedFields document lacks, then the QE collection.
 
         Existing clients' automatic encryption settings do not change: configure them after.

@@ -27,10 +27,10 @@ from mongocrypt.engine.steps import (
 __all__ = ["AsyncAutoEncrypter", "AsyncExplicitEncrypter"]
 
 
-class AsyncExplicitEncrypter:
-    """Explicit encryption, decryption and key management.
+class _AsyncEncrypter:
+    """A libmongocrypt handle and the callback its operations run on.
 
-    :param callback: the I/O (key vault and KMS).
+    :param callback: the I/O the operations need.
     :param mongo_crypt_opts: the handle's options.
     """
 
@@ -39,6 +39,10 @@ class AsyncExplicitEncrypter:
     ) -> None:
         self.callback = callback
         self.mongocrypt = MongoCrypt(mongo_crypt_opts)
+
+
+class AsyncExplicitEncrypter(_AsyncEncrypter):
+    """Explicit encryption, decryption and key management (the callback: key vault and KMS)."""
 
     async def create_data_key(self, opts: DataKeyOptions) -> Any:
         """Create a data key, insert it in the key vault, and return its ``_id``."""
@@ -72,18 +76,9 @@ class AsyncExplicitEncrypter:
         self.mongocrypt.close()
 
 
-class AsyncAutoEncrypter:
-    """Automatic encryption of commands and decryption of replies.
-
-    :param callback: the I/O (listCollections, query analysis, key vault and KMS).
-    :param mongo_crypt_opts: the handle's options.
-    """
-
-    def __init__(
-        self, callback: AsyncMongoCryptCallback, mongo_crypt_opts: MongoCryptOptions
-    ) -> None:
-        self.callback = callback
-        self.mongocrypt = MongoCrypt(mongo_crypt_opts)
+class AsyncAutoEncrypter(_AsyncEncrypter):
+    """Automatic encryption of commands and decryption of replies (the callback:
+    listCollections, query analysis, key vault and KMS)."""
 
     async def encrypt(self, database: str, cmd: BufferLike) -> bytes:
         """The command (BSON) to send instead of ``cmd``."""

@@ -74,6 +74,8 @@ async def run_steps_async(steps: Steps, callback: AsyncMongoCryptCallback) -> An
                 return done.value
             if method == "fetch_keys":  # an iterable of key documents, read in full
                 answer = [key async for key in callback.fetch_keys(*args)]
+            elif method == "key_vault_namespace":  # for an error message; pymongo's I/O has none
+                answer = getattr(callback, "namespace", None)
             else:
                 answer = await getattr(callback, method)(*args)
     finally:

@@ -30,10 +30,10 @@ from mongocrypt.engine.steps import (
 __all__ = ["AutoEncrypter", "ExplicitEncrypter"]
 
 
-class ExplicitEncrypter:
-    """Explicit encryption, decryption and key management.
+class _AsyncEncrypter:
+    """A libmongocrypt handle and the callback its operations run on.
 
-    :param callback: the I/O (key vault and KMS).
+    :param callback: the I/O the operations need.
     :param mongo_crypt_opts: the handle's options.
     """
 
@@ -42,6 +42,10 @@ class ExplicitEncrypter:
     ) -> None:
         self.callback = callback
         self.mongocrypt = MongoCrypt(mongo_crypt_opts)
+
+
+class ExplicitEncrypter(_AsyncEncrypter):
+    """Explicit encryption, decryption and key management (the callback: key vault and KMS)."""
 
     def create_data_key(self, opts: DataKeyOptions) -> Any:
         """Create a data key, insert it in the key vault, and return its ``_id``."""
@@ -75,18 +79,9 @@ class ExplicitEncrypter:
         self.mongocrypt.close()
 
 
-class AutoEncrypter:
-    """Automatic encryption of commands and decryption of replies.
-
-    :param callback: the I/O (listCollections, query analysis, key vault and KMS).
-    :param mongo_crypt_opts: the handle's options.
-    """
-
-    def __init__(
-        self, callback: MongoCryptCallback, mongo_crypt_opts: MongoCryptOptions
-    ) -> None:
-        self.callback = callback
-        self.mongocrypt = MongoCrypt(mongo_crypt_opts)
+class AutoEncrypter(_AsyncEncrypter):
+    """Automatic encryption of commands and decryption of replies (the callback:
+    listCollections, query analysis, key vault and KMS)."""
 
     def encrypt(self, database: str, cmd: BufferLike) -> bytes:
         """The command (BSON) to send instead of ``cmd``."""

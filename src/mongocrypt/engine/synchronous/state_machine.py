@@ -77,6 +77,8 @@ def run_steps(steps: Steps, callback: MongoCryptCallback) -> Any:
                 return done.value
             if method == "fetch_keys":  # an iterable of key documents, read in full
                 answer = [key for key in callback.fetch_keys(*args)]
+            elif method == "key_vault_namespace":  # for an error message; pymongo's I/O has none
+                answer = getattr(callback, "namespace", None)
             else:
                 answer = getattr(callback, method)(*args)
     finally:
