@@ -170,7 +170,8 @@ class _Database:
 
 
 class FakeCollection:
-    """The part of ``pymongo.collection.Collection`` the key-vault I/O uses (find/insert_one)."""
+    """The part of ``pymongo.collection.Collection`` the key-vault I/O uses (find, find_one,
+    insert_one)."""
 
     def __init__(self, database: _Database, name: str, keys: list[bytes]) -> None:
         self.database, self.name, self.keys = database, name, keys
@@ -189,6 +190,9 @@ class FakeCollection:
             RawBSONDocument(key) for key in self.keys if key_filter_matches(query, bson.decode(key))
         ]
         return _Cursor(matched)
+
+    def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return next(iter(self.find(filter)), None)
 
     def insert_one(self, document: Any, *args: Any, **kwargs: Any) -> Any:
         import bson

@@ -24,7 +24,7 @@ from bson.son import SON
 from mongocrypt.analysis import MAX_WIRE_VERSION, QueryAnalysisError, analyze, mark_command
 from mongocrypt.analysis._commands import DECODE, ENCODE
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 K1 = Binary(uuid.UUID("11111111-1111-1111-1111-111111111111").bytes, 4)
 K2 = Binary(uuid.UUID("22222222-2222-2222-2222-222222222222").bytes, 4)
 K3 = Binary(uuid.UUID("33333333-3333-3333-3333-333333333333").bytes, 4)
