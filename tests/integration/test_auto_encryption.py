@@ -26,6 +26,7 @@ from mongocrypt import (
     MongoCryptError,
     cryptd,
 )
+from mongocrypt.analysis import _hello
 from mongocrypt.auto_encryption import AutoEncryptionOpts
 from mongocrypt.events import EncryptionEventListener, KeyVaultOperationStarted, KmsRequestSucceeded
 from mongocrypt.io.proxy import HttpProxyConnect
@@ -425,10 +426,12 @@ def test_queryable_encryption_create_checks_the_wire_version_first(
     """Step (a) of the create helper: a server whose maxWireVersion is below 21 is refused with
     the spec's message before any collection is created; from 21 on the helper goes ahead. The
     server is our mongocryptd-compatible daemon answering hello with that wire version."""
-    monkeypatch.setattr(cryptd, "MAX_WIRE_VERSION", max_wire_version)
+    monkeypatch.setattr(_hello, "MAX_WIRE_VERSION", max_wire_version)
     port = free_port()
     ready = threading.Event()
-    threading.Thread(target=cryptd.serve, args=("127.0.0.1", port, 3.0, ready), daemon=True).start()
+    serving = threading.Thread(target=cryptd.serve, args=(["127.0.0.1"], port, 3.0, ready))
+    serving.daemon = True
+    serving.start()
     assert ready.wait(5)
     options = AutoEncryptionOpts(
         {"local": {"key": b"\x01" * 96}},
