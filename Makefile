@@ -22,8 +22,9 @@ AARCH64_VENDOR := vendor/libmongocrypt-aarch64
 SYSROOT_BUILD_PACKAGES := libc6-dev libssl-dev libpython3.11-dev
 SYSROOT_RUN_PACKAGES := python3.11-venv
 
-.PHONY: demo test build lint gen gen-check docs bench pytest test-fallback test-pymongo-oldest wheel sdist test-wheel \
-	test-sdist deps vendor wheel-aarch64 test-wheel-aarch64 deps-aarch64 fuzz-long leaks-long clean
+.PHONY: demo test build lint gen gen-check spec-coverage spec-coverage-check docs bench pytest \
+	test-fallback test-pymongo-oldest wheel sdist test-wheel test-sdist deps vendor wheel-aarch64 \
+	test-wheel-aarch64 deps-aarch64 fuzz-long leaks-long clean
 
 demo: build
 	$(PY) examples/demo.py
@@ -65,7 +66,7 @@ $(VENV)/.built: vendor/libmongocrypt/pins.json $(BUILD_INPUTS) | deps
 
 LINT_PATHS := src tests docs/_hooks bench examples tools build_ffi.py setup.py vendor/fetch.py
 
-lint: build gen-check
+lint: build gen-check spec-coverage-check
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
@@ -79,8 +80,16 @@ gen:
 gen-check:
 	$(PYTHON) tools/gen_sync.py --check
 
+# docs/spec-coverage.md is generated from the tests' requirement markers (tools/spec_coverage.py).
+spec-coverage:
+	$(PYTHON) tools/spec_coverage.py
+
+# Fails when the table is stale, a marker names an unknown ID, or an ID has no test and no reason.
+spec-coverage-check:
+	$(PYTHON) tools/spec_coverage.py --check
+
 # The documentation site (build/site), warnings as errors; its examples run in tests/integration/test_docs.py.
-docs: build
+docs: build spec-coverage
 	$(VENV)/bin/mkdocs build --strict
 
 pytest: build

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional, TypeVar
@@ -30,6 +32,19 @@ DETERMINISTIC = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"
 RANDOM = "AEAD_AES_256_CBC_HMAC_SHA_512-Random"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A ``requirement`` marker may only name IDs of the checklist (tools/spec_coverage.py reads
+    the same markers to generate docs/spec-coverage.md)."""
+    checklist = (DATA / "requirements-checklist.md").read_text()
+    known = set(re.findall(r"^- (CSE-[A-Z]+-\d+) ", checklist, re.M))
+    for item in items:
+        for mark in item.iter_markers("requirement"):
+            unknown = sorted(set(mark.args) - known)
+            if unknown or not mark.args:
+                named = unknown or "(none given)"
+                raise pytest.UsageError(f"{item.nodeid}: requirement IDs {named} unknown")
+
+
 def load_json(relative: str) -> Any:
     """A JSON (Extended JSON) file under tests/data/, decoded to Python/BSON types."""
     return json_util.loads((DATA / relative).read_text())
@@ -44,6 +59,17 @@ def load_http_reply(relative: str) -> bytes:
     parser) needs CRLF in the status line and headers, so the head is converted, not the body."""
     head, _, body = load_bytes(relative).partition(b"\n\n")
     return head.replace(b"\n", b"\r\n") + b"\r\n\r\n" + body
+
+
+#: libmongocrypt's recorded AWS Decrypt reply of the keyMaterial the spec's AWS data keys share
+#: (unified files, corpus-key-aws.json).
+AWS_DECRYPT_REPLY = "libmongocrypt/kms-aws/decrypt-response.txt"
+
+
+def recorded_aws_plaintext() -> bytes:
+    """The data key inside the spec's AWS-wrapped keyMaterial, from the recorded reply."""
+    body = (DATA / AWS_DECRYPT_REPLY).read_text().split("\n\n", 1)[1]
+    return base64.b64decode(json.loads(body)["Plaintext"])
 
 
 def v(value: Any) -> bytes:

@@ -26,6 +26,7 @@ embedded analyzer is logged as a WARNING.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
@@ -40,6 +41,7 @@ from mongocrypt.events import EncryptionEventListener, EventPublisher
 from mongocrypt.options import check_namespace
 
 __all__ = [
+    "EXTRA_OPTIONS",
     "QUERY_ANALYSIS_MODES",
     "AutoEncryptionOpts",
     "embedded_marker",
@@ -52,6 +54,36 @@ CLIENT_TYPES = (pymongo.MongoClient, pymongo.AsyncMongoClient)
 QUERY_ANALYSIS_MODES = ("auto", "mongocryptd", "crypt_shared", "embedded", "none")
 #: The modes that search for (and may load) crypt_shared; the others never do.
 SEARCHING_MODES = ("auto", "crypt_shared")
+LOGGER = logging.getLogger("mongocrypt.auto_encryption")
+#: The specification's extraOptions keys, the keyword parameter each sets, and its default.
+EXTRA_OPTIONS: dict[str, tuple[str, Any]] = {
+    "mongocryptdURI": ("mongocryptd_uri", "mongodb://localhost:27020"),
+    "mongocryptdBypassSpawn": ("mongocryptd_bypass_spawn", False),
+    "mongocryptdSpawnPath": ("mongocryptd_spawn_path", "mongocryptd"),
+    "mongocryptdSpawnArgs": ("mongocryptd_spawn_args", None),
+    "cryptSharedLibPath": ("crypt_shared_lib_path", None),
+    "cryptSharedLibRequired": ("crypt_shared_lib_required", False),
+}
+
+
+def _with_extra_options(
+    extra_options: Optional[Mapping[str, Any]], keywords: dict[str, Any]
+) -> dict[str, Any]:
+    """``keywords`` with the values ``extra_options`` gives; its unknown keys are ignored."""
+    if extra_options is None:
+        return keywords
+    if not isinstance(extra_options, Mapping):
+        raise TypeError(f"extra_options must be a mapping, not {type(extra_options).__name__}")
+    chosen = dict(keywords)
+    for key, value in extra_options.items():
+        if key not in EXTRA_OPTIONS:
+            LOGGER.debug("extra_options: ignoring %r, an option this version does not know", key)
+            continue
+        keyword, default = EXTRA_OPTIONS[key]
+        if keywords[keyword] != default:
+            raise ValueError(f"{keyword} and extra_options[{key!r}] both given: give one")
+        chosen[keyword] = value
+    return chosen
 
 
 class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
@@ -63,6 +95,9 @@ class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
         coroutine function for ``AsyncMongoClient``.
     :param event_listeners: :class:`~mongocrypt.events.EncryptionEventListener` instances.
     :param query_analysis: one of :data:`QUERY_ANALYSIS_MODES` (see the module docstring).
+    :param extra_options: the specification's open ``extraOptions`` document: the keys of
+        :data:`EXTRA_OPTIONS` set the keyword parameter of the same meaning (give one or the
+        other); keys this version does not know are ignored, so options can come and go.
 
     Automatic encryption applies to collection commands only; database and view operations that
     are not bypassed fail. Using it needs the listCollections privilege (schemas are read from the
@@ -93,6 +128,7 @@ class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
         kms_connect_callback: Optional[Callable[..., Any]] = None,
         event_listeners: Optional[Sequence[EncryptionEventListener]] = None,
         query_analysis: str = "auto",
+        extra_options: Optional[Mapping[str, Any]] = None,
     ) -> None:
         if query_analysis not in QUERY_ANALYSIS_MODES:
             raise ValueError(
@@ -112,18 +148,26 @@ class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
                 f"{', '.join(sorted(both))} is in both schema_map and encrypted_fields_map: "
                 "a collection uses either CSFLE or Queryable Encryption"
             )
+        analysis = _with_extra_options(
+            extra_options,
+            {
+                "mongocryptd_uri": mongocryptd_uri,
+                "mongocryptd_bypass_spawn": mongocryptd_bypass_spawn,
+                "mongocryptd_spawn_path": mongocryptd_spawn_path,
+                "mongocryptd_spawn_args": mongocryptd_spawn_args,
+                "crypt_shared_lib_path": crypt_shared_lib_path,
+                "crypt_shared_lib_required": crypt_shared_lib_required,
+            },
+        )
         if query_analysis not in SEARCHING_MODES:
-            for option, setting in (
-                ("crypt_shared_lib_path", crypt_shared_lib_path),
-                ("crypt_shared_lib_required", crypt_shared_lib_required),
-            ):
-                if setting:
+            for option in ("crypt_shared_lib_path", "crypt_shared_lib_required"):
+                if analysis[option]:
                     raise ValueError(
                         f"{option} contradicts query_analysis={query_analysis!r}, which never "
                         "loads crypt_shared (use 'crypt_shared' or 'auto')"
                     )
         if query_analysis == "crypt_shared":
-            crypt_shared_lib_required = True
+            analysis["crypt_shared_lib_required"] = True
         if query_analysis == "none":
             bypass_query_analysis = True
         super().__init__(
@@ -132,14 +176,9 @@ class AutoEncryptionOpts(_PymongoAutoEncryptionOpts):
             key_vault_client=key_vault_client,
             schema_map=schema_map,
             bypass_auto_encryption=bypass_auto_encryption,
-            mongocryptd_uri=mongocryptd_uri,
-            mongocryptd_bypass_spawn=mongocryptd_bypass_spawn,
-            mongocryptd_spawn_path=mongocryptd_spawn_path,
-            mongocryptd_spawn_args=mongocryptd_spawn_args,
             kms_tls_options=kms_tls_options,
-            crypt_shared_lib_path=crypt_shared_lib_path,
-            crypt_shared_lib_required=crypt_shared_lib_required,
             bypass_query_analysis=bypass_query_analysis,
+            **analysis,
             encrypted_fields_map=encrypted_fields_map,
             key_expiration_ms=key_expiration_ms,
         )

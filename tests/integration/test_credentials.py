@@ -118,6 +118,7 @@ AWS_SETTINGS = {
 # -- providers ------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("CSE-CRED-11", "CSE-KMS-07")
 def test_named_provider_is_refused_before_any_request(server: FakeServer) -> None:
     with pytest.raises(CredentialsError, match=r"named KMS providers.*aws:backup") as raised:
         on_demand(server).fetch(("gcp", "aws:backup"))
@@ -137,6 +138,7 @@ def test_a_single_string_is_not_a_provider_list(server: FakeServer) -> None:
         on_demand(server).fetch([b"aws"])  # type: ignore[list-item]  # a wrong type on purpose
 
 
+@pytest.mark.requirement("CSE-CRED-03")
 def test_only_requested_providers_are_fetched(server: FakeServer) -> None:
     server.route("GET", GCP_PATH, {"access_token": GCP_TOKEN})
     server.route("GET", AZURE_PATH, {"access_token": AZURE_TOKEN, "expires_in": "3600"})
@@ -181,6 +183,7 @@ def test_default_endpoints_and_gce_metadata_host() -> None:
 # -- gcp ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("CSE-CRED-05")
 def test_gcp_token_and_request(server: FakeServer) -> None:
     server.route("GET", GCP_PATH, {"access_token": GCP_TOKEN, "expires_in": 3599})
     assert on_demand(server).fetch(["gcp"]) == {"gcp": {"accessToken": GCP_TOKEN}}
@@ -195,6 +198,7 @@ def test_gcp_host_from_environment(server: FakeServer, monkeypatch: pytest.Monke
     assert OnDemandCredentials().fetch(["gcp"]) == {"gcp": {"accessToken": GCP_TOKEN}}
 
 
+@pytest.mark.requirement("CSE-CRED-05")
 @pytest.mark.parametrize(
     ("status", "body", "problem"),
     [
@@ -239,7 +243,8 @@ def azure_success() -> dict[str, str]:
     }
 
 
-def test_azure_success_and_request(server: FakeServer) -> None:
+@pytest.mark.requirement("CSE-CRED-06", "CSE-CRED-08")
+def test_prose_18_azure_imds_case_1_success(server: FakeServer) -> None:
     server.route("GET", AZURE_PATH, azure_success())
     assert on_demand(server).fetch(["azure"]) == {"azure": {"accessToken": AZURE_TOKEN}}
     (request,) = server.received
@@ -253,6 +258,7 @@ def test_azure_success_and_request(server: FakeServer) -> None:
     }
 
 
+@pytest.mark.requirement("CSE-CRED-07")
 @pytest.mark.parametrize(
     ("status", "body", "problem", "quoted"),
     [
@@ -263,7 +269,7 @@ def test_azure_success_and_request(server: FakeServer) -> None:
     ],
     ids=["empty-json", "bad-json", "404", "500"],
 )
-def test_azure_failures(
+def test_prose_18_azure_imds_cases_2_to_5_failures(
     server: FakeServer, status: int, body: str, problem: str, quoted: str
 ) -> None:
     server.route("GET", AZURE_PATH, body, status=status)
@@ -278,6 +284,7 @@ def test_azure_failures(
     assert "magic" not in message
 
 
+@pytest.mark.requirement("CSE-CRED-07")
 @pytest.mark.parametrize("expires_in", [None, "soon", "-5", 12.5])
 def test_azure_bad_expiry_is_an_error_without_the_token(
     server: FakeServer, expires_in: Any
@@ -292,10 +299,11 @@ def test_azure_bad_expiry_is_an_error_without_the_token(
     assert_no_secrets(str(raised.value))
 
 
+@pytest.mark.requirement("CSE-CRED-07")
 @pytest.mark.parametrize(
     "reply", [Reply(delay=5.0), Reply(body=b"{", dribble=0.05)], ids=["stalled", "dribbling"]
 )
-def test_azure_slow_response_times_out(server: FakeServer, reply: Reply) -> None:
+def test_prose_18_azure_imds_case_6_slow_response(server: FakeServer, reply: Reply) -> None:
     server.routes[("GET", AZURE_PATH)] = reply
     started = time.monotonic()
     with pytest.raises(CredentialsError, match=r"did not reply in full within 0\.5 s") as raised:
@@ -304,6 +312,7 @@ def test_azure_slow_response_times_out(server: FakeServer, reply: Reply) -> None
     assert raised.value.__cause__ is not None
 
 
+@pytest.mark.requirement("CSE-CACHE-03", "CSE-CRED-06")
 def test_azure_token_is_cached(server: FakeServer) -> None:
     server.route("GET", AZURE_PATH, azure_success())  # 70 s: more than a minute left
     creds = on_demand(server)
@@ -317,6 +326,7 @@ def test_azure_token_is_cached(server: FakeServer) -> None:
     assert AZURE_TOKEN not in repr(_azure.TOKENS)
 
 
+@pytest.mark.requirement("CSE-CRED-06")
 def test_azure_token_expiring_within_a_minute_is_refreshed(server: FakeServer) -> None:
     server.route("GET", AZURE_PATH, {**azure_success(), "expires_in": "45"})
     creds = on_demand(server)
@@ -346,6 +356,7 @@ def test_long_bodies_are_truncated(server: FakeServer) -> None:
 # -- aws: custom provider -------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("CSE-CRED-09")
 def test_custom_aws_provider_replaces_discovery(
     server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -411,6 +422,7 @@ def test_async_function_as_custom_provider_is_refused() -> None:
 # -- aws: discovery -------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("CSE-CRED-04")
 def test_aws_environment_variables(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
@@ -433,6 +445,7 @@ def test_aws_half_set_environment_is_an_error(
     assert server.received == []
 
 
+@pytest.mark.requirement("CSE-CRED-04")
 def test_aws_ecs(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", ECS_PATH)
     server.route("GET", ECS_PATH, aws_json(RoleArn="arn:aws:iam::1:role/task"))
@@ -473,6 +486,7 @@ def route_ec2(server: FakeServer, role: str = "web-role") -> None:
     server.route("GET", EC2_ROLES_PATH + role, aws_json())
 
 
+@pytest.mark.requirement("CSE-CRED-04")
 def test_aws_ec2_imdsv2(server: FakeServer) -> None:
     route_ec2(server)
     assert on_demand(server).fetch(["aws"]) == {"aws": AWS_SETTINGS}
@@ -537,6 +551,7 @@ STS_XML = f"""<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.co
 </AssumeRoleWithWebIdentityResponse>"""
 
 
+@pytest.mark.requirement("CSE-CRED-04")
 @pytest.mark.parametrize("reply", [sts_json(), STS_XML], ids=["json", "xml"])
 def test_aws_web_identity(
     server: FakeServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reply: Any

@@ -32,6 +32,7 @@ def start(tmp_path: Path, *args: str) -> tuple[Peer, int]:
     return peer, port
 
 
+@pytest.mark.requirement("CSE-CRYPTD-13")
 def test_answers_like_mongocryptd(tmp_path: Path) -> None:
     peer, port = start(tmp_path, "--idleShutdownTimeoutSecs=30")
     try:

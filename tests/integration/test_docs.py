@@ -141,6 +141,7 @@ def example_env(
         proxy.close()
 
 
+@pytest.mark.requirement("CSE-DOC-01", "CSE-DOC-02")
 @pytest.mark.usefixtures("clean_vault")
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.id for e in EXAMPLES])
 def test_example_runs(example: Example, example_env: Any, tmp_path: Path) -> None:

@@ -868,6 +868,7 @@ def test_rewrap_of_nothing_writes_nothing(make: Any, recorder: Recorder, vault: 
 # -- mongocryptd ---------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("CSE-CRYPTD-07")
 def test_mongocryptd_killed_between_operations_and_respawned(vault: Any, tmp_path: Path) -> None:
     """mongocrypt-cryptd (our mongocryptd) is killed after one insert; pymongo respawns it."""
     cryptd = Path(sys.executable).with_name("mongocrypt-cryptd")

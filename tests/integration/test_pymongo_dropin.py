@@ -94,6 +94,7 @@ def test_every_client_side_algorithm(client_encryption: ClientEncryption[Any]) -
     assert client_encryption.decrypt(ciphertext) == 1
 
 
+@pytest.mark.requirement("CSE-ERR-06")
 def test_key_management(client_encryption: ClientEncryption[Any]) -> None:
     first = client_encryption.create_data_key("local", key_alt_names=["first"])
     second = client_encryption.create_data_key("local")
@@ -182,6 +183,7 @@ def test_wrong_kms_ca_is_a_clear_tls_error(
         ce.create_data_key("aws", master_key=kms_setup.master_keys["aws"])
 
 
+@pytest.mark.requirement("CSE-TLS-03")
 def test_kmip_without_client_certificate_is_refused(
     client: MongoClient[Any], key_vault: str, kms_setup: Any, tls: Any
 ) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pymongo
 import pytest
 from bson import Binary
+from pymongo.errors import EncryptionError
 
 from conftest import present
 from helpers.peers.http_fake import FakeServer
@@ -23,8 +24,10 @@ from mongocrypt import (
     EncryptOpts,
     KeyVaultError,
     MongoCryptKmsError,
+    RangeOpts,
     RewrapManyDataKeyOpts,
 )
+from mongocrypt.auto_encryption import AutoEncryptionOpts
 
 SPEC_MASTER_KEYS: dict[str, Any] = {
     "aws": {
@@ -86,6 +89,7 @@ def spec_ce(
         yield ce
 
 
+@pytest.mark.requirement("CSE-DK-08", "CSE-TEST-06")
 def test_prose_1_custom_key_material(spec_ce: ClientEncryption, keyvault: Any) -> None:
     material = base64.b64decode(
         "xPTAjBRG5JiPm+d3fj6XLi2q5DMXUS/f1f+SMAlhhwkhDRL0kr8r9GDLIGTAGlvC+HVjSIgdL+RKwZCvpXSyxTIC"
@@ -106,29 +110,77 @@ def test_prose_1_custom_key_material(spec_ce: ClientEncryption, keyvault: Any) -
     )
 
 
+#: Prose 2's schema map: a random-encrypted field, its key named by the document (a JSON pointer).
+PLACEHOLDER_SCHEMA = {
+    "bsonType": "object",
+    "properties": {
+        "encrypted_placeholder": {
+            "encrypt": {
+                "keyId": "/placeholder",
+                "bsonType": "string",
+                "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random",
+            }
+        }
+    },
+}
+
+
+@pytest.fixture
+def client_encrypted(
+    mongodb_uri: str,
+    keyvault: Any,
+    spec_kms_providers: Any,
+    spec_kms_tls_options: Any,
+    redirect_kms: Any,
+) -> Iterator[pymongo.MongoClient[Any]]:
+    """Prose 2's auto-encrypting client (the embedded analyzer), ``db.coll`` dropped around it."""
+    keyvault[0].db.drop_collection("coll")
+    opts = AutoEncryptionOpts(
+        spec_kms_providers,
+        "keyvault.datakeys",
+        schema_map={"db.coll": PLACEHOLDER_SCHEMA},
+        kms_tls_options=spec_kms_tls_options,
+        kms_connect_callback=redirect_kms,
+        query_analysis="embedded",
+    )
+    with pymongo.MongoClient[Any](mongodb_uri, auto_encryption_opts=opts) as client:
+        yield client
+    keyvault[0].db.drop_collection("coll")
+
+
+@pytest.mark.requirement("CSE-CE-02", "CSE-DK-07")
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_prose_2_data_key_and_double_encryption_explicit_steps(
-    spec_ce: ClientEncryption, keyvault: Any, provider: str
+def test_prose_2_data_key_and_double_encryption(
+    spec_ce: ClientEncryption,
+    keyvault: Any,
+    client_encrypted: pymongo.MongoClient[Any],
+    provider: str,
 ) -> None:
-    """Steps 1-3 and the explicit encryption of prose test 2; its automatic-encryption steps need
-    query analysis and are not run here."""
     commands = keyvault[1]
     commands.events.clear()
     key_id = spec_ce.create_data_key(
         provider, DataKeyOpts(SPEC_MASTER_KEYS[provider], key_alt_names=[f"{provider}_altname"])
     )
+    assert key_id.subtype == 4
     insert = next(e for e in commands.events if e.command_name == "insert")
     assert insert.command["writeConcern"] == {"w": "majority"}
-    assert [k["_id"] for k in keyvault[0].keyvault.datakeys.find({"_id": key_id})] == [key_id]
-    by_id = spec_ce.encrypt(
+    keys = list(keyvault[0].keyvault.datakeys.find({"_id": key_id}))
+    assert [k["masterKey"]["provider"] for k in keys] == [provider]
+    encrypted = spec_ce.encrypt(
         f"hello {provider}", EncryptOpts(Algorithm.DETERMINISTIC, key_id=key_id)
     )
+    assert encrypted.subtype == 6
+    client_encrypted.db.coll.insert_one({"_id": provider, "value": encrypted})
+    found = client_encrypted.db.coll.find_one({"_id": provider})
+    assert found is not None and found["value"] == f"hello {provider}"
     by_name = spec_ce.encrypt(
         f"hello {provider}",
         EncryptOpts(Algorithm.DETERMINISTIC, key_alt_name=f"{provider}_altname"),
     )
-    assert by_id.subtype == 6 and by_id == by_name
-    assert spec_ce.decrypt(by_id) == f"hello {provider}"
+    assert by_name == encrypted
+    # Step 4: automatically encrypting a value that is already encrypted is refused.
+    with pytest.raises(EncryptionError, match="Cannot encrypt element of type: encrypted binary"):
+        client_encrypted.db.coll.insert_one({"encrypted_placeholder": encrypted})
 
 
 CUSTOM_ENDPOINT_CASES = {
@@ -147,6 +199,7 @@ CUSTOM_ENDPOINT_CASES = {
 }
 
 
+@pytest.mark.requirement("CSE-DK-02", "CSE-DK-03", "CSE-DK-04", "CSE-KMS-08")
 @pytest.mark.parametrize("case", [*CUSTOM_ENDPOINT_CASES, 5, 9, 10, 11])
 def test_prose_7_custom_endpoint(spec_ce: ClientEncryption, case: int) -> None:
     if case == 5:
@@ -198,6 +251,7 @@ def test_prose_7_custom_endpoint_invalid_client(
                 ce.create_data_key(provider, DataKeyOpts(SPEC_MASTER_KEYS[provider]))
 
 
+@pytest.mark.requirement("CSE-KV-04")
 def test_prose_13_unique_index_on_key_alt_names(spec_ce: ClientEncryption) -> None:
     spec_ce.create_data_key("local", DataKeyOpts(key_alt_names=["def"]))
     with pytest.raises(KeyVaultError) as case1:  # case 1: createDataKey()
@@ -213,6 +267,7 @@ def test_prose_13_unique_index_on_key_alt_names(spec_ce: ClientEncryption) -> No
         assert error.code == 11000 and "E11000 duplicate key" in str(error)
 
 
+@pytest.mark.requirement("CSE-KMS-07")
 def test_prose_15_on_demand_aws_credentials(
     keyvault: Any, spec_kms_tls_options: Any, redirect_kms: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -238,6 +293,7 @@ def test_prose_15_on_demand_aws_credentials_failure() -> None:
     )
 
 
+@pytest.mark.requirement("CSE-CE-04", "CSE-DK-09")
 @pytest.mark.parametrize("source", PROVIDERS)
 @pytest.mark.parametrize("target", PROVIDERS)
 def test_prose_16_rewrap_with_separate_client_encryption(
@@ -263,6 +319,7 @@ def test_prose_16_rewrap_with_separate_client_encryption(
         assert second.decrypt(ciphertext) == "test"
 
 
+@pytest.mark.requirement("CSE-DK-10")
 def test_prose_16_rewrap_provider_is_not_optional() -> None:
     with pytest.raises(TypeError):
         RewrapManyDataKeyOpts(master_key={"key": "x"})  # type: ignore[call-arg]  # the missing provider is the test
@@ -276,6 +333,7 @@ def metadata_server() -> Iterator[FakeServer]:
     server.stop()
 
 
+@pytest.mark.requirement("CSE-CRED-05")
 def test_prose_17_on_demand_gcp_credentials(
     keyvault: Any,
     spec_kms_tls_options: Any,
@@ -310,6 +368,7 @@ def test_prose_17_on_demand_gcp_credentials(
             failing.create_data_key("gcp", DataKeyOpts(SPEC_MASTER_KEYS["gcp"]))
 
 
+@pytest.mark.requirement("CSE-RETRY-01")
 @pytest.mark.parametrize("kind", ["network", "http"])
 @pytest.mark.parametrize("provider", ["aws", "azure", "gcp"])
 def test_prose_24_kms_retry(
@@ -325,6 +384,7 @@ def test_prose_24_kms_retry(
     cloud_kms.reset()
 
 
+@pytest.mark.requirement("CSE-RETRY-01")
 @pytest.mark.parametrize("provider", ["aws", "azure", "gcp"])
 def test_prose_24_kms_retry_fails_after_too_many(
     spec_ce: ClientEncryption, cloud_kms: Any, provider: str
@@ -336,6 +396,7 @@ def test_prose_24_kms_retry_fails_after_too_many(
     cloud_kms.reset()
 
 
+@pytest.mark.requirement("CSE-CRED-09", "CSE-CRED-10")
 def test_prose_26_custom_aws_credentials(
     keyvault: Any, spec_kms_tls_options: Any, redirect_kms: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -387,6 +448,7 @@ def test_prose_26_custom_aws_credentials_with_auto_encryption_opts() -> None:
     assert opts.credential_providers is not None
 
 
+@pytest.mark.requirement("CSE-KCB-02", "CSE-KCB-04")
 def test_prose_28_kms_connect_callback(
     keyvault: Any,
     spec_kms_providers: Any,
@@ -423,20 +485,31 @@ def test_prose_28_kms_connect_callback(
         proxy.close()
 
 
-@pytest.mark.parametrize("number", [3, 5, 8, 12, 19, 20, 21, 22, 23, 25, 27])
-def test_prose_needing_automatic_encryption_or_a_real_server(number: int) -> None:
-    """Prose 4, 9 and 14 run in tests/spec/test_prose_auto_encryption.py."""
-    reasons = {
-        3: "external key vault: a key-vault server that authenticates (the bad-credentials step)",
-        5: "views are prohibited: a server whose listCollections reports views",
-        8: "bypass spawning mongocryptd: the mongocryptd and crypt_shared binaries",
-        12: "explicit encryption with Indexed: a mongod >= 7.0 with Queryable Encryption",
-        19: "Azure IMDS integration: a real Azure VM",
-        20: "a crypt_shared library",
-        21: "automatic data encryption keys: a mongod >= 7.0 accepting encryptedFields",
-        22: "range explicit encryption: a mongod >= 8.0 with Queryable Encryption",
-        23: "range defaults: a mongod >= 8.0 with Queryable Encryption",
-        25: "$lookup: a mongod >= 8.1",
-        27: "string explicit encryption: a mongod >= 8.2 with Queryable Encryption text search",
-    }
-    pytest.skip(f"prose {number} needs {reasons[number]}")
+@pytest.fixture
+def range_defaults(spec_ce: ClientEncryption) -> tuple[Binary, int]:
+    """Prose 23's setup: a local key, and the size of a Range payload with the defaults."""
+    key_id = spec_ce.create_data_key("local")
+    payload = spec_ce.encrypt(123, _range_opts(key_id, RangeOpts(min=0, max=1000)))
+    return key_id, len(payload)
+
+
+def _range_opts(key_id: Binary, range_opts: RangeOpts) -> EncryptOpts:
+    return EncryptOpts(Algorithm.RANGE, key_id=key_id, contention_factor=0, range_opts=range_opts)
+
+
+@pytest.mark.requirement("CSE-ENC-07")
+def test_prose_23_range_case_1_uses_libmongocrypt_defaults(
+    spec_ce: ClientEncryption, range_defaults: tuple[Binary, int]
+) -> None:
+    key_id, default_size = range_defaults
+    explicit = RangeOpts(min=0, max=1000, sparsity=2, trim_factor=6)
+    assert len(spec_ce.encrypt(123, _range_opts(key_id, explicit))) == default_size
+
+
+@pytest.mark.requirement("CSE-ENC-07")
+def test_prose_23_range_case_2_accepts_trim_factor_0(
+    spec_ce: ClientEncryption, range_defaults: tuple[Binary, int]
+) -> None:
+    key_id, default_size = range_defaults
+    untrimmed = RangeOpts(min=0, max=1000, trim_factor=0)
+    assert len(spec_ce.encrypt(123, _range_opts(key_id, untrimmed))) > default_size

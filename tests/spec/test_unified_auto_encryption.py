@@ -20,7 +20,6 @@ server-side Queryable Encryption. Cases that cannot pass here are skipped with t
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +27,7 @@ import bson
 import pytest
 from pymongo import MongoClient
 
-from conftest import DATA, load_http_reply
+from conftest import AWS_DECRYPT_REPLY, load_http_reply, recorded_aws_plaintext
 from helpers.unified.runner import Runner, ServerInfo, descriptions, load
 from helpers.unified.skips import AUTO_SKIPS, AUTO_XFAILS, VALIDATOR_INDEPENDENT
 from mongocrypt.dropin.synchronous import ExplicitEncrypter
@@ -85,18 +84,11 @@ SPEC_AWS_KEY_MATERIAL = base64.b64decode(
     "e5lv5THTl0HIbhSwM6EqRlmBiFFatmEWaeMk4tO4xBX65eq670I5TWPSLMzpp8ncGHMmvHqRajNBnmFtbYxN3E3/Wjxm"
     "dbOOe+OXpnGJPcGsftc7cB2shRfA4lICPnE26+oVNXT6p0Lo20nY5XC7jyCO"
 )
-#: The recorded AWS Decrypt reply of that keyMaterial.
-AWS_DECRYPT_REPLY = "libmongocrypt/kms-aws/decrypt-response.txt"
-
-
-def _recorded_plaintext() -> bytes:
-    body = (DATA / AWS_DECRYPT_REPLY).read_text().split("\n\n", 1)[1]
-    return base64.b64decode(json.loads(body)["Plaintext"])
 
 
 def known_key_material() -> dict[bytes, bytes]:
     """Cloud-wrapped keyMaterial of the spec -> the data key, as far as recordings tell."""
-    return {SPEC_AWS_KEY_MATERIAL: _recorded_plaintext()}
+    return {SPEC_AWS_KEY_MATERIAL: recorded_aws_plaintext()}
 
 
 def _cases() -> Iterator[Any]:
@@ -137,7 +129,11 @@ def test_recorded_reply_unwraps_the_spec_aws_key() -> None:
         assert bson.decode(encrypter.decrypt(bson.encode({"v": ciphertext})))["v"] == "string0"
     finally:
         encrypter.close()
-    assert len(_recorded_plaintext()) == 96
+    assert len(recorded_aws_plaintext()) == 96
+
+
+#: Files whose tests set fail points, run against a server that takes configureFailPoint.
+NEEDS_FAIL_POINTS = {"timeoutMS.json"}
 
 
 @pytest.fixture(scope="module")
@@ -149,23 +145,36 @@ def internal_client(mongodb_uri: str) -> Iterator[MongoClient[Any]]:
 
 
 @pytest.fixture(scope="module")
+def failpoint_internal_client(failpoint_uri: str) -> Iterator[MongoClient[Any]]:
+    """The internal client of the files in NEEDS_FAIL_POINTS."""
+    client: MongoClient[Any] = MongoClient(failpoint_uri)
+    with client:
+        yield client
+
+
+@pytest.fixture(scope="module")
 def server_info(internal_client: MongoClient[Any]) -> ServerInfo:
     """The server's version and topology, for runOnRequirements."""
     return ServerInfo.probe(internal_client)
 
 
+@pytest.mark.requirement("CSE-AUTO-02", "CSE-TEST-02")
 @pytest.mark.parametrize(("name", "description"), list(_cases()))
 def test_unified(name: str, description: str, request: pytest.FixtureRequest) -> None:
     key = (name, description)
     reason = AUTO_SKIPS.get(key)
     if reason:
         pytest.skip(reason)
-    uri: str = request.getfixturevalue("mongodb_uri")
+    fail_points = name in NEEDS_FAIL_POINTS
+    uri: str = request.getfixturevalue("failpoint_uri" if fail_points else "mongodb_uri")
+    internal: MongoClient[Any] = request.getfixturevalue(
+        "failpoint_internal_client" if fail_points else "internal_client"
+    )
     runner = Runner(
         load(name),
         uri,
-        request.getfixturevalue("internal_client"),
-        request.getfixturevalue("server_info"),
+        internal,
+        ServerInfo.probe(internal) if fail_points else request.getfixturevalue("server_info"),
         request.getfixturevalue,
         known_key_material=known_key_material(),
         validator_independent=key in VALIDATOR_INDEPENDENT,

@@ -111,10 +111,17 @@ def test_matcher_refuses_unknown_operators() -> None:
         assert_matches({"a": {"$$sessionLsid": "session0"}}, {"a": 1})
 
 
+@pytest.fixture(scope="module", params=["mongodb_uri", "auth_mongodb_uri"], ids=["no-auth", "auth"])
+def server_uri(request: pytest.FixtureRequest) -> str:
+    """Every case runs against a server without auth and one with --auth (as a root user)."""
+    uri: str = request.getfixturevalue(request.param)
+    return uri
+
+
 @pytest.fixture(scope="module")
-def internal_client(mongodb_uri: str) -> Iterator[MongoClient[Any]]:
+def internal_client(server_uri: str) -> Iterator[MongoClient[Any]]:
     """The runner's internal client: initialData and outcome go through it."""
-    client: MongoClient[Any] = MongoClient(mongodb_uri)
+    client: MongoClient[Any] = MongoClient(server_uri)
     with client:
         yield client
 
@@ -125,19 +132,20 @@ def server_info(internal_client: MongoClient[Any]) -> ServerInfo:
     return ServerInfo.probe(internal_client)
 
 
+@pytest.mark.requirement("CSE-TEST-03", "CSE-TEST-07")
 @pytest.mark.parametrize(("name", "description"), list(_cases()))
 def test_unified(
     name: str,
     description: str,
+    server_uri: str,
     request: pytest.FixtureRequest,
 ) -> None:
     reason = SKIPS.get((name, description))
     if reason:
         pytest.skip(reason)
-    uri: str = request.getfixturevalue("mongodb_uri")
     runner = Runner(
         load(name),
-        uri,
+        server_uri,
         request.getfixturevalue("internal_client"),
         request.getfixturevalue("server_info"),
         request.getfixturevalue,

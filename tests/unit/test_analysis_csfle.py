@@ -108,6 +108,7 @@ def test_no_marking_needed_still_requires_encryption() -> None:
     assert reply["result"] == {"find": "coll", "filter": {"other": {"$eq": 1}}}
 
 
+@pytest.mark.requirement("CSE-AUTO-05")
 @pytest.mark.parametrize(
     "schema",
     [{}, {"bsonType": "object"}, {"bsonType": "object", "properties": {"a": {"bsonType": "int"}}}],
@@ -205,6 +206,7 @@ def test_pattern_and_additional_properties() -> None:
     same(found["filter"], {"enc_b": {"$eq": m("y")}})
 
 
+@pytest.mark.requirement("CSE-AUTO-11")
 def test_local_schema_may_only_use_encryption_keywords() -> None:
     with pytest.raises(QueryAnalysisError, match="'required' is only allowed with a remote schema"):
         csfle({"find": "coll"}, {"bsonType": "object", "required": ["a"]}, remote=False)

@@ -1704,6 +1704,7 @@ RULES: list[tuple[str, dict[str, Any], str, int]] = [
 ]
 
 
+@pytest.mark.requirement("CSE-AUTO-06", "CSE-AUTO-07", "CSE-ERR-01", "CSE-ERR-05")
 @pytest.mark.parametrize(
     ("command", "message", "code"),
     [pytest.param(c, m, code, id=name) for name, c, m, code in RULES],

@@ -80,6 +80,7 @@ def check_crud(client: pymongo.MongoClient[Any], setup: dict[str, Any]) -> None:
         people.find_one({"medical": {"allergies": ["nuts"]}})
 
 
+@pytest.mark.requirement("CSE-AEO-04", "CSE-AUTO-01", "CSE-AUTO-03", "CSE-LMC-02")
 def test_embedded_crud(mongodb_uri: str, setup: dict[str, Any]) -> None:
     options = AutoEncryptionOpts(
         setup["providers"],
@@ -102,6 +103,7 @@ def test_environment_opt_in_for_unchanged_pymongo_code(
         check_crud(client, setup)
 
 
+@pytest.mark.requirement("CSE-CRYPTD-01", "CSE-CRYPTD-13", "CSE-KVC-08")
 def test_spawned_daemon_end_to_end(mongodb_uri: str, setup: dict[str, Any], tmp_path: Path) -> None:
     """pymongo spawns mongocrypt-cryptd in place of mongocryptd, connects, and gets markings."""
     port = free_port()

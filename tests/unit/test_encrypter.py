@@ -48,6 +48,7 @@ def payload(ciphertext: bytes) -> dict[str, Any]:
     return bson.decode(ciphertext[1:])
 
 
+@pytest.mark.requirement("CSE-LMC-01", "CSE-LMC-07")
 @pytest.mark.parametrize(
     ("algorithm", "value", "extra"),
     ROUND_TRIPS,
@@ -118,6 +119,7 @@ def test_unknown_key_alt_name_is_an_error(
         encrypter.encrypt(v("x"), DETERMINISTIC, key_alt_name="missing")
 
 
+@pytest.mark.requirement("CSE-ENC-05")
 def test_contention_factor_zero_reaches_libmongocrypt(
     encrypter: ExplicitEncrypter, key_id: bson.Binary
 ) -> None:
@@ -147,6 +149,7 @@ def test_contention_factor_zero_reaches_libmongocrypt(
     assert (find_zero["cm"], find_eight["cm"]) == (0, 8)
 
 
+@pytest.mark.requirement("CSE-LMC-07")
 def test_range_expression(encrypter: ExplicitEncrypter, key_id: bson.Binary) -> None:
     expression = {"$and": [{"age": {"$gte": 5}}, {"age": {"$lte": 20}}]}
     encrypted = unv(
@@ -173,6 +176,7 @@ def test_deterministic_is_deterministic_and_random_is_not(
     assert (len(det), len(rand)) == (1, 3)
 
 
+@pytest.mark.requirement("CSE-KV-07", "CSE-LMC-07")
 def test_data_key_document(encrypter: ExplicitEncrypter, memory_io: InMemoryIO) -> None:
     key_id = encrypter.create_data_key("local", key_alt_names=["a", "b"])
     (document,) = [bson.decode(k) for k in memory_io.keys]
@@ -215,6 +219,7 @@ def test_key_material_must_be_96_bytes(encrypter: ExplicitEncrypter) -> None:
         encrypter.create_data_key("local", key_material=b"short")
 
 
+@pytest.mark.requirement("CSE-LMC-07")
 def test_rewrap_many_data_key_moves_keys_to_another_master_key(local_key: bytes) -> None:
     new_key = os.urandom(96)
     io = InMemoryIO()

@@ -57,6 +57,7 @@ def test_non_buffer_input_is_a_type_error(encrypter: ExplicitEncrypter) -> None:
         encrypter.decrypt(b"")
 
 
+@pytest.mark.requirement("CSE-ERR-04")
 def test_ciphertext_from_another_key_vault(
     encrypter: ExplicitEncrypter, key_id: bson.Binary
 ) -> None:
@@ -68,6 +69,7 @@ def test_ciphertext_from_another_key_vault(
         stranger.decrypt(ciphertext)
 
 
+@pytest.mark.requirement("CSE-ERR-04")
 def test_key_wrapped_by_another_master_key(
     encrypter: ExplicitEncrypter, key_id: bson.Binary, memory_io: InMemoryIO
 ) -> None:
@@ -81,6 +83,7 @@ def test_key_wrapped_by_another_master_key(
         stranger.decrypt(ciphertext)
 
 
+@pytest.mark.requirement("CSE-ERR-04")
 @pytest.mark.parametrize("algorithm", [DETERMINISTIC, RANDOM, "Unindexed"])
 def test_truncated_and_tampered_ciphertexts(
     encrypter: ExplicitEncrypter, key_id: bson.Binary, algorithm: str
@@ -96,6 +99,7 @@ def test_truncated_and_tampered_ciphertexts(
             encrypter.decrypt(v(bson.Binary(bytes(tampered), 6)))
 
 
+@pytest.mark.requirement("CSE-AUTO-09")
 def test_encrypting_an_encrypted_value_is_refused(
     encrypter: ExplicitEncrypter, key_id: bson.Binary
 ) -> None:
@@ -104,6 +108,7 @@ def test_encrypting_an_encrypted_value_is_refused(
         encrypter.encrypt(v(ciphertext), RANDOM, key_id=key_id)
 
 
+@pytest.mark.requirement("CSE-API-07")
 def test_unknown_algorithm_and_query_type(
     encrypter: ExplicitEncrypter, key_id: bson.Binary
 ) -> None:

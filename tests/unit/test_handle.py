@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gc
 import os
 from pathlib import Path
@@ -12,9 +13,12 @@ import pytest
 
 from conftest import DETERMINISTIC, RANDOM, present, unv, v
 from mongocrypt import MongoCryptClosedError, MongoCryptError
+from mongocrypt.dropin.synchronous import ExplicitEncrypter
 from mongocrypt.engine import ExplicitEncryptOptions, MongoCrypt, MongoCryptOptions, State
+from mongocrypt.io.memory import InMemoryIO
 
 
+@pytest.mark.requirement("CSE-API-05")
 @pytest.mark.parametrize(
     ("providers", "text"),
     [
@@ -37,6 +41,7 @@ def test_malformed_schema_map_bson() -> None:
         )
 
 
+@pytest.mark.requirement("CSE-API-05", "CSE-KMS-01", "CSE-LMC-15", "CSE-SHL-04", "CSE-SHL-07")
 def test_every_provider_type_and_named_providers_are_accepted() -> None:
     providers = {
         "local": {"key": os.urandom(96)},
@@ -52,6 +57,7 @@ def test_every_provider_type_and_named_providers_are_accepted() -> None:
         assert crypt.crypt_shared_lib_version is None
 
 
+@pytest.mark.requirement("CSE-SHL-04", "CSE-XOPT-06")
 def test_crypt_shared_required_but_absent() -> None:
     options = MongoCryptOptions(
         {"local": {"key": os.urandom(96)}},
@@ -62,6 +68,7 @@ def test_crypt_shared_required_but_absent() -> None:
         MongoCrypt(options)
 
 
+@pytest.mark.requirement("CSE-LMC-15", "CSE-SHL-01", "CSE-SHL-05", "CSE-XOPT-05", "CSE-XOPT-07")
 def test_crypt_shared_path_override_is_passed_through(tmp_path: Path) -> None:
     """libmongocrypt itself reports the override it could not load (we do not validate it)."""
     path = tmp_path / "missing" / "mongo_crypt_v1.so"
@@ -81,6 +88,7 @@ def test_closed_handle_refuses_new_contexts() -> None:
         crypt.crypt_shared_lib_version  # noqa: B018
 
 
+@pytest.mark.requirement("CSE-LMC-17")
 def test_open_context_outlives_its_closed_handle(local_key: bytes) -> None:
     """Closing the handle while a context is open must not free memory the context uses."""
     from mongocrypt.dropin.synchronous import ExplicitEncrypter
@@ -221,3 +229,25 @@ def test_fast_path_result_too_big_for_its_buffer_comes_back_in_the_context(
     ciphertext, ctx = maker.mongocrypt.explicit_fast(v("x"), bytes(key_id), DETERMINISTIC)
     assert ctx is None and ciphertext == expected
     assert live_objects()["contexts"] == before
+
+
+@pytest.mark.requirement("CSE-KMS-05")
+def test_local_key_may_be_a_base64_string(local_key: bytes) -> None:
+    """The string is decoded: a key created under it unwraps under the same 96 bytes given raw."""
+    as_text = base64.b64encode(local_key).decode()
+    memory_io = InMemoryIO()
+    encrypters = [
+        ExplicitEncrypter(
+            memory_io, MongoCryptOptions({"local": {"key": key}}, bypass_encryption=True)
+        )
+        for key in (as_text, local_key)
+    ]
+    try:
+        key_id = encrypters[0].create_data_key("local")
+        ciphertext = encrypters[0].encrypt(v("x"), RANDOM, key_id=key_id)
+        assert unv(encrypters[1].decrypt(ciphertext)) == "x"
+    finally:
+        for encrypter in encrypters:
+            encrypter.close()
+    with pytest.raises(TypeError, match="must be 96 bytes or their base64 text"):
+        MongoCryptOptions({"local": {"key": as_text[:-8]}}, bypass_encryption=True)

@@ -58,6 +58,7 @@ def by_endpoint(
     return respond
 
 
+@pytest.mark.requirement("CSE-CACHE-05", "CSE-LMC-01", "CSE-LMC-12")
 def test_aws_request_and_recorded_reply() -> None:
     seen: list[tuple[str, bytes]] = []
     io = RecordingIO(kms={"aws": by_endpoint({"amazonaws.com": load_http_reply(AWS_REPLY)}, seen)})
@@ -74,6 +75,7 @@ def test_aws_request_and_recorded_reply() -> None:
     assert b"aws-secret-example" not in message
 
 
+@pytest.mark.requirement("CSE-LMC-12")
 def test_named_provider_keys_the_request() -> None:
     key = copy.deepcopy(load_json(AWS_KEY))
     key["masterKey"]["provider"] = "aws:eu"
@@ -88,6 +90,7 @@ def test_named_provider_keys_the_request() -> None:
     assert providers == ["aws:eu"]
 
 
+@pytest.mark.requirement("CSE-KMS-03")
 def test_azure_token_then_unwrap() -> None:
     seen: list[tuple[str, bytes]] = []
     replies = {
@@ -110,6 +113,7 @@ def test_azure_token_then_unwrap() -> None:
     assert b"Authorization:Bearer test-access-token" in unwrap_request
 
 
+@pytest.mark.requirement("CSE-KMS-04")
 def test_gcp_signed_token_then_decrypt() -> None:
     """libmongocrypt signs the OAuth assertion natively (RS256); the signature must verify with the
     service account's public key."""
@@ -180,6 +184,7 @@ def test_kmip_register_activate_get() -> None:
     assert set(endpoints) == {"localhost:5696"}
 
 
+@pytest.mark.requirement("CSE-RETRY-01")
 def test_retryable_http_error_is_retried() -> None:
     io = RecordingIO(
         kms={
@@ -211,6 +216,7 @@ class FlakyNetworkIO(InMemoryIO):
         super().kms_request(kms_context)
 
 
+@pytest.mark.requirement("CSE-LMC-12", "CSE-RETRY-01")
 def test_network_failure_is_retried_with_backoff() -> None:
     io = FlakyNetworkIO(1, kms={"aws": replay(load_http_reply(AWS_REPLY))})
     encrypter = encrypter_for({"aws": AWS_CREDENTIALS}, io, load_json(AWS_KEY))
@@ -234,6 +240,7 @@ def test_kms_error_reply_is_a_kms_error() -> None:
         encrypter.encrypt(v(5), RANDOM, key_id=load_json(AWS_KEY)["_id"])
 
 
+@pytest.mark.requirement("CSE-LMC-12")
 @pytest.mark.skipif(
     not has_kms_in_place_retry, reason="the linked libmongocrypt lacks feed_with_retry"
 )
@@ -265,6 +272,7 @@ def test_feed_with_retry_ends_the_attempt_and_the_request_comes_back() -> None:
     assert io.outcomes == [True, False]
 
 
+@pytest.mark.requirement("CSE-LMC-17")
 def test_kms_context_of_a_closed_context_refuses_use() -> None:
     from mongocrypt import MongoCryptClosedError
     from mongocrypt.engine import ExplicitEncryptOptions, MongoCrypt

@@ -57,6 +57,7 @@ def test_feature_flags_match_the_linked_library() -> None:
     assert mongocrypt.has_kms_in_place_retry is newer
 
 
+@pytest.mark.requirement("CSE-LMC-05", "CSE-XOPT-05")
 def test_log_messages_reach_python_logging(
     caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
@@ -77,6 +78,7 @@ def test_log_messages_reach_python_logging(
     assert str(not_a_library) in records[0].getMessage()
 
 
+@pytest.mark.requirement("CSE-SHL-01", "CSE-SHL-06")
 def test_a_failed_system_search_for_crypt_shared_is_not_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

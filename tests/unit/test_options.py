@@ -35,6 +35,7 @@ def test_bad_handle_options_name_the_option(kwargs: dict[str, Any], error: type,
     assert text in str(info.value)
 
 
+@pytest.mark.requirement("CSE-CE-01", "CSE-SHL-02", "CSE-SHL-03")
 def test_search_paths_follow_the_spec() -> None:
     providers = {"local": {"key": os.urandom(96)}}
     assert MongoCryptOptions(providers).crypt_shared_lib_search_paths == ("$SYSTEM",)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import mongocrypt
@@ -91,3 +93,26 @@ def test_package_is_typed() -> None:
     from importlib import resources
 
     assert resources.files("mongocrypt").joinpath("py.typed").is_file()
+
+
+@pytest.mark.requirement("CSE-API-03")
+def test_option_names_are_python_keywords_in_snake_case() -> None:
+    """The specification's camelCase option names become snake_case keyword parameters."""
+    import inspect
+    import re
+
+    from mongocrypt.auto_encryption import AutoEncryptionOpts
+
+    options: list[Any] = [
+        mongocrypt.ClientEncryption.__init__,
+        AutoEncryptionOpts.__init__,
+        mongocrypt.DataKeyOpts,
+        mongocrypt.EncryptOpts,
+        mongocrypt.RangeOpts,
+        mongocrypt.RewrapManyDataKeyOpts,
+    ]
+    names = [name for o in options for name in inspect.signature(o).parameters if name != "self"]
+    assert {"kms_providers", "key_vault_namespace", "key_alt_names", "contention_factor"} <= set(
+        names
+    )
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in names), names

@@ -45,6 +45,14 @@ def auto_options(**kwargs: Any) -> MongoCryptOptions:
     return MongoCryptOptions(AWS, crypt_shared_lib_search_paths=[], **kwargs)
 
 
+@pytest.mark.requirement(
+    "CSE-AUTO-01",
+    "CSE-LMC-01",
+    "CSE-LMC-07",
+    "CSE-LMC-08",
+    "CSE-LMC-09",
+    "CSE-LMC-10",
+)
 def test_auto_encryption_reproduces_libmongocrypts_recorded_command() -> None:
     io = recorded_find_io()
     encrypter = AutoEncrypter(io, auto_options())
@@ -59,6 +67,7 @@ def test_auto_encryption_reproduces_libmongocrypts_recorded_command() -> None:
     encrypter.close()
 
 
+@pytest.mark.requirement("CSE-LMC-07")
 def test_auto_decryption_restores_the_value() -> None:
     io = recorded_find_io()
     encrypter = AutoEncrypter(io, auto_options())
@@ -68,6 +77,7 @@ def test_auto_decryption_restores_the_value() -> None:
     assert io.kinds() == ["keys", "kms"]
 
 
+@pytest.mark.requirement("CSE-LMC-11")
 def test_second_operation_uses_cached_schema_and_key() -> None:
     io = recorded_find_io()
     encrypter = AutoEncrypter(io, auto_options())
@@ -77,6 +87,7 @@ def test_second_operation_uses_cached_schema_and_key() -> None:
     assert io.kinds() == ["collinfo", "markings", "keys", "kms", "markings"]
 
 
+@pytest.mark.requirement("CSE-AEO-09", "CSE-CACHE-02", "CSE-LMC-15")
 def test_key_expiration_reaches_libmongocrypt() -> None:
     """With a 1 ms key cache the second operation fetches the key again; by default it does not."""
     for expiration, expected_fetches in ((1, 2), (None, 1)):
@@ -91,6 +102,7 @@ def test_key_expiration_reaches_libmongocrypt() -> None:
         assert io.kinds().count("keys") == expected_fetches, expiration
 
 
+@pytest.mark.requirement("CSE-LMC-15")
 def test_schema_map_replaces_listcollections() -> None:
     schema = load_json(FIND + "collinfo.json")["options"]["validator"]["$jsonSchema"]
     io = recorded_find_io()
@@ -101,6 +113,7 @@ def test_schema_map_replaces_listcollections() -> None:
     assert marking_command["isRemoteSchema"] is False and marking_command["jsonSchema"] == schema
 
 
+@pytest.mark.requirement("CSE-LMC-15")
 def test_bypass_query_analysis_skips_markings() -> None:
     io = recorded_find_io()
     encrypter = AutoEncrypter(io, auto_options(bypass_query_analysis=True))
@@ -123,6 +136,7 @@ def single_key_qe_reply(folder: str) -> dict[str, Any]:
     return reply  # type: ignore[no-any-return]  # load_json gives Any
 
 
+@pytest.mark.requirement("CSE-LMC-15")
 def test_queryable_encryption_insert() -> None:
     folder = "libmongocrypt/fle2-insert/"
     io = recorded_find_io()
@@ -140,6 +154,7 @@ def test_queryable_encryption_insert() -> None:
     assert "encryptionInformation" in sent  # what query analysis saw
 
 
+@pytest.mark.requirement("CSE-LMC-10", "CSE-LMC-14")
 def test_invalid_markings_reply_fails_the_operation() -> None:
     io = recorded_find_io()
     io.marker = lambda _db, _cmd: load_json("libmongocrypt/mongocryptd-reply-invalid.json")
@@ -162,6 +177,7 @@ def test_async_auto_encryption_matches_sync() -> None:
     assert bson.decode(decrypted)["filter"] == {"value": {"$eq": 123456}}
 
 
+@pytest.mark.requirement("CSE-CRED-01", "CSE-CRED-02", "CSE-LMC-13", "CSE-LMC-15")
 def test_on_demand_credentials_are_asked_for_and_used() -> None:
     key = os.urandom(96)
     io = RecordingIO(credentials={"local": {"key": key}})
@@ -188,6 +204,7 @@ def test_on_demand_credentials_without_support_are_a_clear_error() -> None:
         encrypter.create_data_key("local")
 
 
+@pytest.mark.requirement("CSE-LMC-14")
 def test_error_state_raises_the_context_error() -> None:
     crypt = MongoCrypt(
         MongoCryptOptions({"local": {"key": os.urandom(96)}}, bypass_encryption=True)

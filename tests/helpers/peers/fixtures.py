@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import pymongo
+import pymongo.errors
 import pytest
 
 from .certs import TlsFiles, generate
@@ -42,16 +44,12 @@ def tls(peers_dir: Path) -> TlsFiles:
     return generate(peers_dir / "tls")
 
 
-@pytest.fixture(scope="session")
-def mongodb_uri(peers_dir: Path) -> Iterator[str]:
-    uri = os.environ.get("MONGODB_URI")
-    if uri:
-        yield uri
-        return
-    port = free_port()
-    config = peers_dir / "secantusd.toml"
+def start_secantusd(directory: Path, port: int, *flags: str) -> Peer:
+    """A SecantusDB on 127.0.0.1:``port`` keeping its data and log under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "secantusd.toml"
     config.write_text("")  # an explicit empty config: no auto-discovery of the user's files
-    peer = Peer(
+    return Peer(
         "SecantusDB",
         [
             str(BIN / "secantusd-py"),
@@ -62,14 +60,70 @@ def mongodb_uri(peers_dir: Path) -> Iterator[str]:
             "--port",
             str(port),
             "--storage-path",
-            str(peers_dir / "secantus-data"),
+            str(directory / "secantus-data"),
             "--standalone",
+            *flags,
         ],
-        peers_dir / "secantusd.log",
+        directory / "secantusd.log",
         ready=lambda: port_open(port),
     )
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri(peers_dir: Path) -> Iterator[str]:
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        yield uri
+        return
+    port = free_port()
+    peer = start_secantusd(peers_dir, port)
     yield f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=10000"
     peer.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_mongodb_uri(peers_dir: Path) -> Iterator[str]:
+    """A SecantusDB started with --auth, and a URI that authenticates as its one (root) user:
+    the user is created on a first start without auth, as SecantusDB documents."""
+    directory = peers_dir / "secantus-auth"
+    port = free_port()
+    with_no_auth = start_secantusd(directory, port)
+    try:
+        with pymongo.MongoClient[Any](f"mongodb://127.0.0.1:{port}/") as client:
+            client.admin.command("createUser", "spec-user", pwd="spec-pwd", roles=["root"])
+    finally:
+        with_no_auth.stop()
+    peer = start_secantusd(directory, port, "--auth")
+    yield f"mongodb://spec-user:spec-pwd@127.0.0.1:{port}/?authSource=admin"
+    peer.stop()
+
+
+def _takes_fail_points(uri: str) -> bool:
+    with pymongo.MongoClient[Any](uri) as probe:
+        try:
+            probe.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+        except pymongo.errors.OperationFailure as exc:
+            if exc.code != 59:  # CommandNotFound
+                raise
+            return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def failpoint_uri(mongodb_uri: str, peers_dir: Path) -> Iterator[str]:
+    """A server that takes ``configureFailPoint``: the session's if it does, else a SecantusDB of
+    our own started with --enable-test-commands (the session's is started without it)."""
+    if _takes_fail_points(mongodb_uri):
+        yield mongodb_uri
+        return
+    port = free_port()
+    peer = start_secantusd(peers_dir / "secantus-test-commands", port, "--enable-test-commands")
+    try:
+        uri = f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=10000"
+        assert _takes_fail_points(uri), "SecantusDB --enable-test-commands lacks configureFailPoint"
+        yield uri
+    finally:
+        peer.stop()
 
 
 @dataclass(frozen=True)
