@@ -84,7 +84,6 @@ class ClientEncryptionCore:
         self.key_vault_namespace = key_vault_namespace
         self._key_vault = key_vault_collection(key_vault_client[database][collection])
         self._codec_options = codec_options or CodecOptions(uuid_representation=STANDARD)
-        self._timeout_ms = timeout_ms
         self._timeout = None if timeout_ms is None else timeout_ms / 1000
         self._events = EventPublisher(event_listeners)
         expiration = _DEFAULT_KEY_EXPIRATION_MS if key_expiration_ms is None else key_expiration_ms

@@ -51,6 +51,7 @@ def namespace(client: pymongo.MongoClient[Any]) -> Iterator[str]:
     client.drop_database(name)
 
 
+@pytest.mark.requirement("CSE-CE-16", "CSE-CSOT-04")
 def test_get_keys_is_bounded_by_timeout_ms(
     client: Any, namespace: str, kms_setup: Any, finds: _Finds
 ) -> None:
@@ -69,6 +70,7 @@ def test_get_keys_is_bounded_by_timeout_ms(
     assert 0 < find.get("maxTimeMS", 0) <= 4000, find
 
 
+@pytest.mark.requirement("CSE-CE-16")
 def test_create_encrypted_collection_has_one_budget(
     client: Any, namespace: str, kms_setup: Any, cloud_kms: Any
 ) -> None:
@@ -117,3 +119,27 @@ def test_each_data_key_alone_fits_the_budget(
             ce.create_data_key("aws:mock", DataKeyOpts(kms_setup.master_keys["aws:mock"]))
         finally:
             cloud_kms.delay = 0.0
+
+
+def test_async_get_keys_under_timeout_ms_iterates_and_lists(
+    mongodb_uri: str, namespace: str, kms_setup: Any
+) -> None:
+    """The asyncio cursor (the generated sync one's source) reads within the budget both ways."""
+    import asyncio
+
+    from mongocrypt import AsyncClientEncryption
+
+    async def run() -> tuple[int, int]:
+        async with (
+            pymongo.AsyncMongoClient[Any](mongodb_uri) as client,
+            AsyncClientEncryption(
+                {"local": kms_setup.providers["local"]}, namespace, client, timeout_ms=4000
+            ) as ace,
+        ):
+            await ace.create_data_key("local")
+            await ace.create_data_key("local")
+            iterated = len([key async for key in ace.get_keys()])
+            listed = len(await ace.get_keys().to_list())
+        return iterated, listed
+
+    assert asyncio.run(run()) == (2, 2)

@@ -85,6 +85,7 @@ def test_the_setup_is_readable_with_the_right_password(auth_server: dict[str, An
         assert client.kv.keys.count_documents({}) == 1
 
 
+@pytest.mark.requirement("CSE-ERR-06")
 def test_pymongos_client_encryption_sees_the_operation_failure(
     auth_server: dict[str, Any],
 ) -> None:
@@ -117,6 +118,7 @@ def test_pymongos_auto_encryption_sees_the_operation_failure(
     _assert_authentication_failed(info.value.cause)
 
 
+@pytest.mark.requirement("CSE-ERR-02")
 @pytest.mark.parametrize("operation", ["decrypt", "get_key"])
 def test_mongocrypts_client_encryption_raises_a_key_vault_error(
     auth_server: dict[str, Any], operation: str

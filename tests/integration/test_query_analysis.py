@@ -137,9 +137,11 @@ def _loaded_in(stand_in: Path, mode: str, **env: str) -> bool:
     return mark.exists()
 
 
+@pytest.mark.requirement("CSE-SHL-09")
 @pytest.mark.parametrize("mode", ["embedded", "mongocryptd", "none"])
 def test_modes_that_do_not_search_never_load_crypt_shared(stand_in: Path, mode: str) -> None:
-    """A crypt_shared on the library path does not replace the analyzer the user chose."""
+    """CSE-SHL-09: the specification's drivers cannot opt out of crypt_shared; mongocrypt's modes
+    other than "auto" and "crypt_shared" do: one on the library path is never loaded."""
     assert not _loaded_in(stand_in, mode)
 
 
@@ -150,6 +152,7 @@ def test_the_environment_variable_does_the_same_for_pymongos_options(
     assert not _loaded_in(stand_in, "pymongo", **{_env.QUERY_ANALYSIS: mode})
 
 
+@pytest.mark.requirement("CSE-SHL-02")
 @pytest.mark.parametrize("mode", ["auto", "crypt_shared"])
 def test_auto_and_crypt_shared_search_the_system(stand_in: Path, mode: str) -> None:
     """CSE-SHL-02: the default search path ($SYSTEM) finds the library on the library path (the
@@ -324,6 +327,7 @@ def test_the_environment_variable_still_overrides(
 # -- errors of the analyzer --------------------------------------------------------------------
 
 
+@pytest.mark.requirement("CSE-ERR-01")
 def test_mongocryptd_failures_are_query_analysis_errors(
     mongodb_uri: str, vault: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -355,6 +359,7 @@ def test_mongocryptd_failures_are_query_analysis_errors(
     assert not info.value.timeout
 
 
+@pytest.mark.requirement("CSE-ERR-01")
 def test_unreachable_mongocryptd_is_a_query_analysis_timeout(vault: dict[str, Any]) -> None:
     """CSE-ERR-01: no mongocryptd at the URI (spawning bypassed): a QueryAnalysisError that
     pymongo still reports as a timeout, after the mongocryptd client's 10 s server selection
@@ -399,6 +404,7 @@ def observed_cryptd(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, list
     yield port, received
 
 
+@pytest.mark.requirement("CSE-CRYPTD-12", "CSE-CSOT-03")
 @pytest.mark.parametrize("ours", [True, False], ids=["mongocrypt-options", "pymongo-options"])
 def test_no_max_time_ms_reaches_mongocryptd(
     mongodb_uri: str,
@@ -450,6 +456,7 @@ class _Commands(pymongo.monitoring.CommandListener):
         pass
 
 
+@pytest.mark.requirement("CSE-ERR-01")
 def test_crypt_shared_failures_are_query_analysis_errors(mongodb_uri: str, tmp_path: Path) -> None:
     """CSE-ERR-01: errors of libmongocrypt's crypt_shared category are QueryAnalysisError (the
     cause of pymongo's EncryptionError). A stand-in crypt_shared that refuses every command runs

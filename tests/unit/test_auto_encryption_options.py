@@ -21,6 +21,7 @@ def _map_option(option: str, key: Any, value: Any) -> dict[str, Any]:
     return {option: {key: value}}
 
 
+@pytest.mark.requirement("CSE-AEO-04", "CSE-AEO-06")
 @pytest.mark.parametrize("option", ["schema_map", "encrypted_fields_map"])
 @pytest.mark.parametrize("key", BAD_KEYS)
 def test_map_keys_must_be_namespaces(option: str, key: Any) -> None:
@@ -39,6 +40,7 @@ def test_map_keys_must_be_strings(option: str) -> None:
         AutoEncryptionOpts(PROVIDERS, "kv.keys", **_map_option(option, 3, {"fields": []}))
 
 
+@pytest.mark.requirement("CSE-AEO-04", "CSE-AEO-06")
 @pytest.mark.parametrize("option", ["schema_map", "encrypted_fields_map"])
 @pytest.mark.parametrize("value", ["{}", [SCHEMA], None, 1])
 def test_map_values_must_be_documents(option: str, value: Any) -> None:
@@ -66,6 +68,7 @@ def test_valid_maps_are_accepted() -> None:
     assert set(opts._schema_map or {}) == {"db.people", "db.a.b"}
 
 
+@pytest.mark.requirement("CSE-AEO-04")
 @pytest.mark.parametrize("option", ["schema_map", "encrypted_fields_map"])
 def test_pymongos_own_options_are_checked_on_the_drop_in_path(option: str) -> None:
     """CSE-AEO-04: unchanged pymongo code gets the same check when the client is built (the

@@ -17,6 +17,7 @@ def _wrong_clients() -> list[Any]:
     return [client.kv, client.kv.keys, None, "mongodb://localhost"]
 
 
+@pytest.mark.requirement("CSE-API-09")
 @pytest.mark.parametrize("wrong", _wrong_clients(), ids=["Database", "Collection", "None", "str"])
 def test_key_vault_client_must_be_a_mongo_client(wrong: Any) -> None:
     """CSE-API-09: keyVaultClient is required and is a client (a Database would put the keys in

@@ -33,6 +33,7 @@ def _encrypt(encrypter: ExplicitEncrypter, key_id: Any, expression: Any) -> byte
     )
 
 
+@pytest.mark.requirement("CSE-CE-12")
 @pytest.mark.parametrize(
     ("expression", "text"),
     [

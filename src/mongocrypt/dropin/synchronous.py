@@ -61,6 +61,7 @@ class RoutedIO(_EngineCallback):
     def __init__(self, pymongo_io: Any) -> None:
         self.inner = pymongo_io
         opts: Any = getattr(pymongo_io, "opts", None)
+        self.opts = opts
         ours = isinstance(opts, AutoEncryptionOpts)
         self.events = opts.events if ours else EventPublisher()
         self.kms = KmsTransport(
@@ -86,10 +87,13 @@ class RoutedIO(_EngineCallback):
             return self.marker(database, cmd)
         # maxTimeMS must never reach mongocryptd (CSOT): the command's own is taken out and put
         # back in the marked command; pymongo would add one under a client timeoutMS, so the
-        # exchange runs outside the operation's timeout, bounded by mongocryptd's own client
-        # (10 s server selection).
+        # command runs outside the operation's timeout. Reaching mongocryptd stays within it
+        # when pymongo will not spawn one: selecting the server sends no command.
         command, max_time = split_max_time(bytes(cmd))
         try:
+            mongocryptd = getattr(self.inner, "mongocryptd_client", None)
+            if mongocryptd is not None and getattr(self.opts, "_mongocryptd_bypass_spawn", False):
+                _selected = mongocryptd.address  # selecting the server is the check
             with pymongo.timeout(None):
                 reply = self.inner.mark_command(database, command)
         except PyMongoError as exc:

@@ -6,6 +6,7 @@ mongocrypt's own I/O (concurrent KMS requests, proxies, on-demand credentials, e
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Union
@@ -36,6 +37,31 @@ from mongocrypt.options import (
 )
 
 __all__ = ["ClientEncryption"]
+
+
+class KeyCursor(Cursor[RawBSONDocument]):
+    """A cursor over every key document whose reads all end by ``deadline`` (CSOT's cursor
+    lifetime mode).
+
+    :param collection: the key vault collection.
+    :param deadline: ``time.monotonic()`` when the budget runs out.
+    """
+
+    def __init__(self, collection: Collection[RawBSONDocument], deadline: float) -> None:
+        super().__init__(collection, {})
+        self._deadline = deadline
+
+    def _budget(self) -> Any:
+        return pymongo.timeout(max(self._deadline - time.monotonic(), 1e-6))
+
+    def next(self) -> RawBSONDocument:
+        with self._budget():
+            return super().next()
+
+    def to_list(self, length: Optional[int] = None) -> list[RawBSONDocument]:
+        with self._budget():
+            return super().to_list(length)
+
 
 KeyId = Union[Binary, uuid.UUID]
 
@@ -210,11 +236,11 @@ class ClientEncryption(ClientEncryptionCore):
 
     def get_keys(self) -> Cursor[RawBSONDocument]:
         """A cursor over every key document (read concern majority); with ``timeout_ms``, the
-        server ends the find when it runs out (``maxTimeMS``)."""
-        cursor: Cursor[RawBSONDocument] = self._key_vault.find(
-            {}, max_time_ms=self._timeout_ms
-        )
-        return cursor
+        cursor's whole lifetime (its find and getMores) fits in it."""
+        if self._timeout is None:
+            cursor: Cursor[RawBSONDocument] = self._key_vault.find({})
+            return cursor
+        return KeyCursor(self._key_vault, time.monotonic() + self._timeout)
 
     def get_key_by_alt_name(self, key_alt_name: str) -> Optional[RawBSONDocument]:
         """The key document with this alternate name, or None."""
