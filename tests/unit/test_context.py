@@ -13,7 +13,7 @@ import pytest
 from conftest import RANDOM, v
 from mongocrypt.engine import ExplicitEncryptOptions, MongoCrypt, MongoCryptOptions, State
 from mongocrypt.engine.context import MongoCryptContext
-from mongocrypt.engine.native import lib, live_objects
+from mongocrypt.engine.native import ffi, lib, live_objects
 from mongocrypt.engine.options import DataKeyOptions
 from mongocrypt.errors import MongoCryptClosedError, MongoCryptError
 
@@ -121,7 +121,8 @@ def test_use_after_close_raises_closed_error(
 def test_an_adopted_native_context_is_owned_like_a_new_one(crypt: MongoCrypt) -> None:
     gc.collect()
     before = live_objects()["contexts"]
-    native = lib.mongocrypt_py_ctx_new(crypt._crypt)
+    # As the fast path hands one over: wrapped in ffi.gc the moment it reaches Python.
+    native = ffi.gc(lib.mongocrypt_py_ctx_new(crypt._crypt), lib.mongocrypt_py_ctx_destroy)
     ctx = MongoCryptContext(crypt._crypt, "db", ("aws",), ctx=native)
     assert (ctx.database, ctx.on_demand_providers) == ("db", ("aws",))
     ctx.init_decrypt(bson.encode({"a": 1}))
