@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable
 
 import bson
@@ -283,14 +283,8 @@ class _Analysis:
         return writer.replacement(update, upsert=upsert)
 
     def _update(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
-        statements = cmd.get("updates")
-        if not isinstance(statements, list):
-            refuse("update needs an updates array", codes.BAD_VALUE)
         out = []
-        for statement in statements:
-            if not isinstance(statement, Mapping) or "q" not in statement or "u" not in statement:
-                refuse("Each update statement needs q and u", codes.BAD_VALUE)
-            check_fields("update.updates", statement, STATEMENTS["update"])
+        for statement in _statements(cmd, "update", "updates", ("q", "u")):
             if self.qe and statement.get("multi"):
                 refuse(
                     "Multi-document updates are not allowed with Queryable Encryption",
@@ -305,14 +299,8 @@ class _Analysis:
         return {"updates": out}
 
     def _delete(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
-        statements = cmd.get("deletes")
-        if not isinstance(statements, list):
-            refuse("delete needs a deletes array", codes.BAD_VALUE)
         out = []
-        for statement in statements:
-            if not isinstance(statement, Mapping) or "q" not in statement:
-                refuse("Each delete statement needs q", codes.BAD_VALUE)
-            check_fields("delete.deletes", statement, STATEMENTS["delete"])
+        for statement in _statements(cmd, "delete", "deletes", ("q",)):
             if self.qe and statement.get("limit", 0) == 0:
                 refuse(
                     "Only single document deletes are permitted with Queryable Encryption",
@@ -476,3 +464,18 @@ class _BulkWrite:
                     )
             out.append(marked)
         return out
+
+
+def _statements(
+    cmd: Mapping[str, Any], command: str, array: str, required: tuple[str, ...]
+) -> Iterator[Mapping[str, Any]]:
+    """The statements of an update or delete, each checked for its ``required`` and known fields."""
+    statements = cmd.get(array)
+    if not isinstance(statements, list):
+        article = "an" if array[0] in "aeiou" else "a"
+        refuse(f"{command} needs {article} {array} array", codes.BAD_VALUE)
+    for statement in statements:
+        if not isinstance(statement, Mapping) or any(name not in statement for name in required):
+            refuse(f"Each {command} statement needs {' and '.join(required)}", codes.BAD_VALUE)
+        check_fields(f"{command}.{array}", statement, STATEMENTS[command])
+        yield statement

@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 import uuid
-from typing import Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, Optional, TypeVar
 
 from bson import Binary
 
-from mongocrypt import Algorithm, EncryptOpts, QueryType, RangeOpts, StringOpts
+from mongocrypt import Algorithm, ClientEncryption, EncryptOpts, QueryType, RangeOpts, StringOpts
 from mongocrypt.cli._output import Output, dump_json, json_object, parse_json
 from mongocrypt.cli._settings import Settings, UsageError, key_vault_session
 
@@ -124,11 +125,9 @@ def cmd_encrypt(args: argparse.Namespace, settings: Settings, out: Output) -> in
         )
     opts = _encrypt_opts(args, args.algorithm, args.query_type)
     value = parse_json(_input_value(args.value), "value")
-    with key_vault_session(settings, need_kms=True) as (_client, client_encryption):
-        ciphertext = client_encryption.encrypt(value, opts)
-    data = {"ciphertext": json.loads(dump_json(ciphertext, True))}
-    out.result(data, lambda: dump_json(ciphertext, args.canonical))
-    return 0
+    return _encrypt_and_print(
+        settings, out, args.canonical, "ciphertext", lambda ce: ce.encrypt(value, opts)
+    )
 
 
 def cmd_encrypt_expression(args: argparse.Namespace, settings: Settings, out: Output) -> int:
@@ -139,10 +138,28 @@ def cmd_encrypt_expression(args: argparse.Namespace, settings: Settings, out: Ou
             'expression must be an Extended JSON {"$and": [...]} of bounds, e.g. '
             '{"$and": [{"age": {"$gte": 18}}, {"age": {"$lt": 65}}]}'
         )
+    return _encrypt_and_print(
+        settings,
+        out,
+        args.canonical,
+        "expression",
+        lambda ce: ce.encrypt_expression(expression, opts),
+    )
+
+
+def _encrypt_and_print(
+    settings: Settings,
+    out: Output,
+    canonical: bool,
+    key: str,
+    encrypt: Callable[[ClientEncryption], Any],
+) -> int:
+    """Run ``encrypt`` on the key vault's ``ClientEncryption``; print its result under ``key``."""
     with key_vault_session(settings, need_kms=True) as (_client, client_encryption):
-        encrypted = client_encryption.encrypt_expression(expression, opts)
-    data = {"expression": json.loads(dump_json(encrypted, True))}
-    out.result(data, lambda: dump_json(encrypted, args.canonical))
+        encrypted = encrypt(client_encryption)
+    out.result(
+        {key: json.loads(dump_json(encrypted, True))}, lambda: dump_json(encrypted, canonical)
+    )
     return 0
 
 
