@@ -37,9 +37,13 @@ def check_client(value: object, option: str, expected: tuple[type, ...]) -> None
     """Refuse anything but a client of the ``expected`` classes (a ``Database`` given as a client
     would put the keys in ``db.db.collection``).
 
+    A class named as an expected one in the value's MRO also passes, as pymongo's own
+    ``ClientEncryption`` lets mocked and subclassed clients (mongomock's, say) through.
+
     :raises TypeError: naming ``option``, the expected classes and the class given.
     """
-    if not isinstance(value, expected):
+    names_in_mro = {cls.__name__ for cls in type(value).__mro__}
+    if not isinstance(value, expected) and names_in_mro.isdisjoint(c.__name__ for c in expected):
         names = " or ".join(cls.__name__ for cls in expected)
         raise TypeError(f"{option} must be a pymongo {names}, not {type(value).__name__}")
 
