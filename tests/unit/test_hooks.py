@@ -137,7 +137,6 @@ def test_hooks_refuse_bad_lengths() -> None:
         hook(HMAC_SHA_512, b"data", b"key", size=32)  # output smaller than the digest
 
 
-
 def test_cbc_decryption_keeps_its_key_only_while_it_is_the_same() -> None:
     """CBC decryption re-keys only when the key changes and takes each IV without re-keying:
     interleaved keys, fresh IVs, lengths from one block up, and a refused call in between all
@@ -154,6 +153,7 @@ def test_cbc_decryption_keeps_its_key_only_while_it_is_the_same() -> None:
             with pytest.raises(ValueError):
                 hook(CBC_DECRYPT, ciphertext[:-1], key, iv)
         assert hook(CBC_DECRYPT, ciphertext, key, iv) == plaintext
+
 
 # -- the switch -------------------------------------------------------------------------------
 
