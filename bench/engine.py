@@ -23,6 +23,7 @@ from typing import Any
 import bson
 from bson.int64 import Int64
 from mongocrypt.engine import (
+    DataKeyOptions,
     ExplicitEncrypter,
     ExplicitEncryptOptions,
     MongoCrypt,
@@ -151,7 +152,7 @@ def main() -> None:
     maker = ExplicitEncrypter(
         io, MongoCryptOptions({"local": {"key": LOCAL_KEY}}, bypass_encryption=True)
     )
-    key_id = bytes(maker.create_data_key("local"))
+    key_id = bytes(maker.create_data_key(DataKeyOptions("local")))
     key_doc = io.keys[0]
     what = args.what.split(",")
     if "fastpath" in what:

@@ -21,7 +21,9 @@
  *   thread and per mode and direction, made on the thread's first call and re-keyed on each call
  *   without naming the cipher again (so no fetch and no reference count). Re-keying overwrites
  *   the previous key schedule; the contexts are freed when the thread exits, and OpenSSL cleanses
- *   their key schedules then.
+ *   their key schedules then. CBC decryption re-keys only when the key changes (automatic
+ *   decryption decrypts every field of a reply under the same few data keys), see
+ *   mongocrypt_py_aes.
  * - Random bytes come from RAND_bytes, drawn 512 at a time into a per-thread buffer: each
  *   RAND_bytes call costs the DRBG's whole generate-and-reseed-check sequence, which for the
  *   16-byte IVs libmongocrypt asks for (dozens per Range payload) was 12% of Range encryption.
@@ -112,6 +114,9 @@ typedef struct {
  * not yet handed out (the last random_left of random), drawn in process generation fork_seen. */
 typedef struct {
     EVP_CIPHER_CTX *cipher[MONGOCRYPT_PY_MODES];
+    /* The key the CBC-decrypt context is keyed with, when cbc_decrypt_keyed (see mongocrypt_py_aes) */
+    unsigned char cbc_decrypt_key[32];
+    bool cbc_decrypt_keyed;
     mongocrypt_py_hmac_key_t hmac[MONGOCRYPT_PY_HMAC_KEYS];
     unsigned next_hmac;
     unsigned char random[MONGOCRYPT_PY_RANDOM_BYTES];
@@ -331,11 +336,7 @@ static bool mongocrypt_py_random(void *unused, mongocrypt_binary_t *out, uint32_
 /* -- AES --------------------------------------------------------------------------------------- */
 
 /* This thread's context for mode, made on first use; NULL if OpenSSL cannot make one. */
-static EVP_CIPHER_CTX *mongocrypt_py_cipher_ctx(int mode) {
-    mongocrypt_py_thread_t *state = mongocrypt_py_thread();
-    if (!state) {
-        return NULL;
-    }
+static EVP_CIPHER_CTX *mongocrypt_py_cipher_ctx(mongocrypt_py_thread_t *state, int mode) {
     if (!state->cipher[mode] && mongocrypt_py_ciphers[mode]) {
         EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
         /* Bound to its cipher and direction once, no key yet. */
@@ -349,11 +350,54 @@ static EVP_CIPHER_CTX *mongocrypt_py_cipher_ctx(int mode) {
     return state->cipher[mode];
 }
 
+/* CBC decryption of in -> out under key and iv with this thread's CBC-decrypt context ctx.
+ *
+ * Why: with OpenSSL 3 each re-key (EVP_CipherInit_ex2 asks the provider for the key and IV
+ * lengths) and each EVP_CIPHER_CTX_set_padding is a round of OSSL_PARAM lookups by name
+ * (strcmp); profiled on automatic decryption of 20 B values, re-keying and set_padding were ~88%
+ * of this hook's time (the decryption itself ~11%) and the hook ~35% of mongocrypt_ctx_finalize. A reply's fields are
+ * decrypted under the same few keys, so the context is re-keyed (and padding switched off) only
+ * when the key differs from the one it holds (compared in constant time), and the IV is set
+ * without re-initialising: CBC decryption's only state between blocks is the previous ciphertext
+ * block (P[i] = D(C[i]) xor C[i-1], C[0] = IV), so decrypting the IV as a block first (its output,
+ * D(IV) xor the last call's block, is discarded and cleansed) leaves exactly the state a fresh
+ * IV would. With padding off, OpenSSL holds no block back, so each update writes all it is given
+ * and no final call is needed; a length that is not whole blocks is refused, as the final call
+ * would have refused it. Any failure forgets the key, so the next call re-initialises in full. */
+static bool mongocrypt_py_cbc_decrypt(mongocrypt_py_thread_t *state, EVP_CIPHER_CTX *ctx,
+                                      mongocrypt_binary_t *key, mongocrypt_binary_t *iv,
+                                      mongocrypt_binary_t *in, mongocrypt_binary_t *out,
+                                      uint32_t *bytes_written, mongocrypt_status_t *status) {
+    unsigned char discarded[16];
+    int len = 0, iv_len = 0;
+    bool ok;
+    if (!state->cbc_decrypt_keyed || CRYPTO_memcmp(state->cbc_decrypt_key, key->data, 32) != 0) {
+        state->cbc_decrypt_keyed = EVP_CipherInit_ex2(ctx, NULL, key->data, NULL, -1, NULL)
+                                   && EVP_CIPHER_CTX_set_padding(ctx, 0);
+        if (!state->cbc_decrypt_keyed) {
+            return mongocrypt_py_hook_fail(status, "AES-256 failed");
+        }
+        memcpy(state->cbc_decrypt_key, key->data, 32);
+    }
+    ok = in->len % 16 == 0 && EVP_DecryptUpdate(ctx, discarded, &iv_len, iv->data, 16)
+         && iv_len == 16 && EVP_DecryptUpdate(ctx, out->data, &len, in->data, (int)in->len)
+         && (uint32_t)len == in->len;
+    OPENSSL_cleanse(discarded, sizeof discarded);
+    if (!ok) {
+        state->cbc_decrypt_keyed = false;
+        OPENSSL_cleanse(state->cbc_decrypt_key, sizeof state->cbc_decrypt_key);
+        return mongocrypt_py_hook_fail(status, "AES-256 failed");
+    }
+    *bytes_written = (uint32_t)len;
+    return true;
+}
+
 /* in -> out under key and iv with this thread's context for mode; *bytes_written = in->len. */
 static bool mongocrypt_py_aes(int mode, mongocrypt_binary_t *key, mongocrypt_binary_t *iv,
                               mongocrypt_binary_t *in, mongocrypt_binary_t *out,
                               uint32_t *bytes_written, mongocrypt_status_t *status) {
-    EVP_CIPHER_CTX *ctx = mongocrypt_py_cipher_ctx(mode);
+    mongocrypt_py_thread_t *state = mongocrypt_py_thread();
+    EVP_CIPHER_CTX *ctx = state ? mongocrypt_py_cipher_ctx(state, mode) : NULL;
     int len = 0, tail = 0;
     if (!ctx) {
         return mongocrypt_py_hook_fail(status, "could not create an AES-256 cipher context");
@@ -361,8 +405,11 @@ static bool mongocrypt_py_aes(int mode, mongocrypt_binary_t *key, mongocrypt_bin
     if (key->len != 32 || iv->len != 16 || out->len < in->len || in->len > INT32_MAX) {
         return mongocrypt_py_hook_fail(status, "bad AES-256 key, IV or buffer length");
     }
+    if (mode == MONGOCRYPT_PY_CBC_DECRYPT) {
+        return mongocrypt_py_cbc_decrypt(state, ctx, key, iv, in, out, bytes_written, status);
+    }
     /* Re-key without naming the cipher: the context keeps its cipher and direction. CBC padding
-     * is switched off again each time, as OpenSSL does not promise that survives re-keying
+     * (encryption here) is switched off again each time, as OpenSSL does not promise that survives re-keying
      * (libmongocrypt pads itself, and padding here would write past the output); CTR has none. */
     if (!EVP_CipherInit_ex2(ctx, NULL, key->data, iv->data, -1, NULL)
         || (mode != MONGOCRYPT_PY_CTR && !EVP_CIPHER_CTX_set_padding(ctx, 0))

@@ -7,6 +7,7 @@ pymongo's own encryption runs on (through the ``pymongocrypt`` package this dist
 """
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from mongocrypt._conflicts import check_no_real_pymongocrypt
 
@@ -15,7 +16,6 @@ check_no_real_pymongocrypt()
 logging.getLogger("mongocrypt").addHandler(logging.NullHandler())
 
 from mongocrypt._version import __version__  # noqa: E402
-from mongocrypt.auto_encryption import AutoEncryptionOpts  # noqa: E402
 from mongocrypt.client_encryption import AsyncClientEncryption, ClientEncryption  # noqa: E402
 from mongocrypt.engine import (  # noqa: E402
     has_kms_in_place_retry,
@@ -43,6 +43,22 @@ from mongocrypt.options import (  # noqa: E402
     RewrapManyDataKeyResult,
     StringOpts,
 )
+
+if TYPE_CHECKING:
+    from mongocrypt.auto_encryption import AutoEncryptionOpts
+
+
+def __getattr__(name: str) -> Any:
+    """``AutoEncryptionOpts`` on first use: its module subclasses pymongo's, and pymongo may be
+    importing us (``pymongocrypt``) from inside ``pymongo.encryption_options`` itself, before
+    that module defines the class; an import here would fail and pymongo would report
+    pymongocrypt missing."""
+    if name == "AutoEncryptionOpts":
+        from mongocrypt.auto_encryption import AutoEncryptionOpts
+
+        return AutoEncryptionOpts
+    raise AttributeError(f"module 'mongocrypt' has no attribute {name!r}")
+
 
 __all__ = [
     "Algorithm",

@@ -121,3 +121,18 @@ def test_real_pymongocrypt_beside_mongocrypt_is_refused(tmp_path: Path) -> None:
         assert result.returncode != 0, module
         assert "pymongocrypt 1.21.2 is installed beside mongocrypt" in result.stderr
         assert "pip uninstall -y pymongocrypt" in result.stderr
+
+
+def test_pymongo_imported_first_finds_the_facade() -> None:
+    """pymongo imports pymongocrypt from inside pymongo.encryption_options, before that module
+    defines AutoEncryptionOpts (which mongocrypt's own subclasses): a fresh interpreter that
+    imports pymongo first must still see the facade and build automatic encryption options."""
+    code = (
+        "import pymongo.encryption_options as e\n"
+        "assert e._HAVE_PYMONGOCRYPT\n"
+        "e.AutoEncryptionOpts({'local': {'key': bytes(96)}}, 'keyvault.datakeys')\n"
+        "import mongocrypt\n"
+        "assert issubclass(mongocrypt.AutoEncryptionOpts, e.AutoEncryptionOpts)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -137,6 +137,24 @@ def test_hooks_refuse_bad_lengths() -> None:
         hook(HMAC_SHA_512, b"data", b"key", size=32)  # output smaller than the digest
 
 
+def test_cbc_decryption_keeps_its_key_only_while_it_is_the_same() -> None:
+    """CBC decryption re-keys only when the key changes and takes each IV without re-keying:
+    interleaved keys, fresh IVs, lengths from one block up, and a refused call in between all
+    decrypt what the (NIST-checked, always re-keyed) encryption hook produced."""
+    rng = random.Random(16)
+    keys = [rng.randbytes(32) for _ in range(3)]
+    cases = []
+    for _ in range(60):
+        key, iv = keys[rng.choice((0, 0, 0, 1, 2))], rng.randbytes(16)
+        plaintext = rng.randbytes(16 * rng.randint(1, 8))
+        cases.append((key, iv, plaintext, hook(CBC_ENCRYPT, plaintext, key, iv)))
+    for i, (key, iv, plaintext, ciphertext) in enumerate(cases):
+        if i % 10 == 5:  # not whole blocks: refused, and the next call re-keys in full
+            with pytest.raises(ValueError):
+                hook(CBC_DECRYPT, ciphertext[:-1], key, iv)
+        assert hook(CBC_DECRYPT, ciphertext, key, iv) == plaintext
+
+
 # -- the switch -------------------------------------------------------------------------------
 
 
