@@ -349,3 +349,17 @@ def test_one_call_fast_path_matches_the_general_path(
         encrypter.encrypt(v("x"), "no such algorithm", key_id=key_id)
     gc.collect()
     assert live_objects() == before
+
+
+def test_cached_options_keep_refusing_what_they_refuse(
+    encrypter: ExplicitEncrypter, key_id: bytes
+) -> None:
+    """The drop-in keeps the options of recent calls; a value equal to a cached one but of a type
+    the options refuse (True for 1) is still refused, and an unhashable key id still works."""
+    value = bson.encode({"v": "x"})
+    encrypter.encrypt(value, "Indexed", key_id=key_id, contention_factor=1)
+    with pytest.raises(TypeError, match="contention_factor"):
+        encrypter.encrypt(value, "Indexed", key_id=key_id, contention_factor=True)
+    first = encrypter.encrypt(value, DETERMINISTIC, key_id=key_id)
+    unhashable: Any = bytearray(key_id)  # pymongo may pass one
+    assert encrypter.encrypt(value, DETERMINISTIC, key_id=unhashable) == first
