@@ -38,7 +38,7 @@ CDEFS = [
     "hooks",
 ]
 # bindings/csrc/<name>.c, compiled into the extension after mongocrypt.h, in this order.
-CSRC = ["compat", "extras", "explicit", "hooks"]
+CSRC = ["gil", "compat", "extras", "explicit", "hooks"]
 STATIC_ARCHIVES = [
     "libmongocrypt-static.a",
     "libkms_message-static.a",

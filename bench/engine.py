@@ -80,10 +80,9 @@ class Engine:
             range_opts=bson.encode(range_opts) if range_opts else None,
         )
         ciphertext = self.general(doc, opts)
-        if fast and range_opts is None:
-            key_id = self.key_id
+        if fast:
             return (
-                lambda: self.crypt.explicit_fast(doc, key_id, algorithm),
+                lambda: self.crypt.explicit_fast(doc, opts),
                 lambda: self.crypt.explicit_fast(ciphertext),
             )
         return (lambda: self.general(doc, opts), lambda: self.general_decrypt(ciphertext))

@@ -46,3 +46,4 @@ _.encrypt_expression  # unused method (src/mongocrypt/synchronous/client_encrypt
 _.create_encrypted_collection  # unused method (src/mongocrypt/synchronous/client_encryption.py:190)
 _.address_family  # read by socketserver (src/mongocrypt/cryptd.py)
 __getattr__  # unused function (src/mongocrypt/__init__.py: module attribute on first use, PEP 562)
+_mongocrypt_py_log  # extern "Python", called from C (bindings/csrc/gil.c) (src/mongocrypt/engine/native.py:59)

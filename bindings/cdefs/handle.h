@@ -1,7 +1,8 @@
 /* mongocrypt.h section: the mongocrypt_t handle, its options, and initialisation. */
 typedef struct _mongocrypt_t mongocrypt_t;
 
-bool mongocrypt_setopt_log_handler(mongocrypt_t *crypt, mongocrypt_log_fn_t log_fn, void *log_ctx);
+/* The queueing log handler of csrc/gil.c, registered on crypt. */
+bool mongocrypt_py_setopt_log_handler(mongocrypt_t *crypt);
 bool mongocrypt_setopt_retry_kms(mongocrypt_t *crypt, bool enable);
 bool mongocrypt_setopt_enable_multiple_collinfo(mongocrypt_t *crypt);
 bool mongocrypt_setopt_kms_providers(mongocrypt_t *crypt, mongocrypt_binary_t *kms_providers);

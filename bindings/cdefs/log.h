@@ -1,4 +1,5 @@
-/* mongocrypt.h section: logging. The handler is a Python function (extern "Python"). */
+/* mongocrypt.h section: logging. libmongocrypt's handler is a C queue (csrc/gil.c) that each call
+ * hands to the Python function below once it is over. */
 typedef enum {
     MONGOCRYPT_LOG_LEVEL_FATAL,
     MONGOCRYPT_LOG_LEVEL_ERROR,
@@ -8,12 +9,10 @@ typedef enum {
     ...
 } mongocrypt_log_level_t;
 
-typedef void (*mongocrypt_log_fn_t)(mongocrypt_log_level_t level,
-                                    const char *message,
-                                    uint32_t message_len,
-                                    void *ctx);
-
 extern "Python" void _mongocrypt_py_log(mongocrypt_log_level_t level,
                                         const char *message,
                                         uint32_t message_len,
                                         void *ctx);
+/* The handler itself (csrc/gil.c), for tests: queues one message for delivery after the call. */
+void mongocrypt_py_log_queue(mongocrypt_log_level_t level, const char *message,
+                             uint32_t message_len, void *ctx);

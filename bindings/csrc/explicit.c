@@ -6,11 +6,12 @@
  * data key is already cached, which is the steady state, this does all of it in one call.
  * docs/performance.md has the figures.
  *
- * It covers only the common options (key id, algorithm, contention factor, query type); the engine
- * decides when it applies and otherwise uses the general path.
+ * It covers the options of a value encrypted by key id (algorithm, contention factor, query type,
+ * Range options); the engine decides when it applies and otherwise uses the general path (a key
+ * by alternate name, String options, a Range find expression).
  *
- * Encryption takes a key id, an algorithm name and optionally a contention factor and a query type
- * (NULL: none); decryption takes none of them. The outcome goes to *io (one allocation by the
+ * Encryption takes a key id, an algorithm name and optionally a contention factor, a query type
+ * (NULL: none) and the Range options as BSON (NULL: none); decryption takes none of them. The outcome goes to *io (one allocation by the
  * caller, with capacity bytes of room for the result): io->state is the context's state. When the
  * context is READY at once it is finalised and io->state is MONGOCRYPT_CTX_DONE: if the result
  * fits it is copied into io->result (io->len bytes), the context is destroyed here and NULL
@@ -33,9 +34,11 @@ static mongocrypt_ctx_t *mongocrypt_py_explicit(mongocrypt_t *crypt, int decrypt
                                                 const char *key_id, uint32_t key_id_len,
                                                 const char *algorithm, int has_contention,
                                                 int64_t contention, const char *query_type,
+                                                const char *range_opts, uint32_t range_opts_len,
                                                 const char *value, uint32_t value_len,
                                                 mongocrypt_py_explicit_t *io, uint32_t capacity) {
     mongocrypt_binary_t in = {(void *)value, value_len};
+    mongocrypt_binary_t range = {(void *)range_opts, range_opts_len};
     mongocrypt_binary_t out = {NULL, 0};
     mongocrypt_ctx_t *ctx = mongocrypt_py_ctx_new(crypt);
     bool ok;
@@ -51,6 +54,7 @@ static mongocrypt_ctx_t *mongocrypt_py_explicit(mongocrypt_t *crypt, int decrypt
              && mongocrypt_ctx_setopt_algorithm(ctx, algorithm, -1)
              && (!has_contention || mongocrypt_ctx_setopt_contention_factor(ctx, contention))
              && (!query_type || mongocrypt_ctx_setopt_query_type(ctx, query_type, -1))
+             && (!range_opts || mongocrypt_ctx_setopt_algorithm_range(ctx, &range))
              && mongocrypt_ctx_explicit_encrypt_init(ctx, &in);
     }
     io->state = ok ? (int)mongocrypt_ctx_state(ctx) : (int)MONGOCRYPT_CTX_ERROR;
@@ -68,4 +72,16 @@ static mongocrypt_ctx_t *mongocrypt_py_explicit(mongocrypt_t *crypt, int decrypt
         io->ctx_result = out.data;
     }
     return ctx;
+}
+
+/* The same call, but its cffi wrapper keeps the GIL (csrc/gil.c): for operations over in a few
+ * microseconds, which engine/handle.py tells apart. */
+static mongocrypt_ctx_t *mongocrypt_py_explicit_gil_held(
+    mongocrypt_t *crypt, int decrypt, const char *key_id, uint32_t key_id_len,
+    const char *algorithm, int has_contention, int64_t contention, const char *query_type,
+    const char *range_opts, uint32_t range_opts_len, const char *value, uint32_t value_len,
+    mongocrypt_py_explicit_t *io, uint32_t capacity) {
+    return mongocrypt_py_explicit(crypt, decrypt, key_id, key_id_len, algorithm, has_contention,
+                                  contention, query_type, range_opts, range_opts_len, value,
+                                  value_len, io, capacity);
 }

@@ -186,7 +186,8 @@ def test_fast_path_contexts_are_owned_like_every_other(local_key: bytes) -> None
     crypt = MongoCrypt(options)
     gc.collect()
     before = live_objects()["contexts"]
-    result, ctx = crypt.explicit_fast(v("x"), key_id, RANDOM)  # key not cached: a context
+    random = ExplicitEncryptOptions(RANDOM, key_id=key_id)
+    result, ctx = crypt.explicit_fast(v("x"), random)  # key not cached: a context
     assert result is None and ctx is not None and ctx.state == State.NEED_MONGO_KEYS
     assert live_objects()["contexts"] == before + 1
     del ctx
@@ -198,7 +199,7 @@ def test_fast_path_contexts_are_owned_like_every_other(local_key: bytes) -> None
         c.add_mongo_operation_result(io.keys[0])
         c.complete_mongo_operation()
         c.finish()
-    ciphertext, none = crypt.explicit_fast(v("x"), key_id, RANDOM)  # cached: DONE at once
+    ciphertext, none = crypt.explicit_fast(v("x"), random)  # cached: DONE at once
     assert none is None and ciphertext is not None
     assert live_objects()["contexts"] == before
     with pytest.raises(MongoCryptError):
@@ -226,7 +227,9 @@ def test_fast_path_result_too_big_for_its_buffer_comes_back_in_the_context(
     monkeypatch.setattr(handle, "_CIPHERTEXT_OVERHEAD", 0)
     gc.collect()
     before = live_objects()["contexts"]
-    ciphertext, ctx = maker.mongocrypt.explicit_fast(v("x"), bytes(key_id), DETERMINISTIC)
+    ciphertext, ctx = maker.mongocrypt.explicit_fast(
+        v("x"), ExplicitEncryptOptions(DETERMINISTIC, key_id=bytes(key_id))
+    )
     assert ctx is None and ciphertext == expected
     assert live_objects()["contexts"] == before
 

@@ -18,6 +18,18 @@ __all__ = ["MongoCrypt"]
 #: Bytes an explicit ciphertext may add to its value, beyond which the fast path hands the result
 #: back in its context (a Deterministic or Random 20 B value grows by ~100, an Indexed one ~350).
 _CIPHERTEXT_OVERHEAD = 512
+#: The same for a Range ciphertext, which carries a token set per edge (an int over 0..1e6 with
+#: sparsity 1 grows by ~3 KiB).
+_RANGE_CIPHERTEXT_OVERHEAD = 8192
+
+#: Explicit operations the fast path does without releasing the GIL (csrc/gil.c): decryption and
+#: Deterministic or Random encryption of values under this size take a few microseconds, less than
+#: handing the GIL to another thread and back costs. Indexed and Range encryption, and larger
+#: values, release it so that other threads run meanwhile (docs/performance.md has the figures).
+_SHORT_VALUE_BYTES = 1024
+_SHORT_ALGORITHMS = frozenset(
+    {"AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic", "AEAD_AES_256_CBC_HMAC_SHA_512-Random"}
+)
 
 #: Algorithm and query type names as C strings, encoded once each (a handful of distinct values).
 _C_STRINGS: dict[str, bytes] = {}
@@ -75,7 +87,7 @@ class MongoCrypt:
 
     def _configure(self, opts: MongoCryptOptions) -> None:
         crypt = self._crypt
-        self._check(lib.mongocrypt_setopt_log_handler(crypt, lib._mongocrypt_py_log, ffi.NULL))
+        self._check(lib.mongocrypt_py_setopt_log_handler(crypt))
         if self.crypto_hooks:
             self._check(lib.mongocrypt_py_setopt_crypto_hooks(crypt))
         LOGGER.debug("libmongocrypt handle: %s", crypto_in_use(self.crypto_hooks))
@@ -178,39 +190,51 @@ class MongoCrypt:
         return self._initialised(ctx, ctx.init_explicit_decrypt, value)
 
     def explicit_fast(
-        self,
-        value: bytes,
-        key_id: Optional[bytes] = None,
-        algorithm: Optional[str] = None,
-        contention_factor: Optional[int] = None,
-        query_type: Optional[str] = None,
+        self, value: bytes, opts: Optional[ExplicitEncryptOptions] = None
     ) -> tuple[Optional[bytes], Optional[MongoCryptContext]]:
-        """Explicit encryption (with ``key_id`` and ``algorithm``, optionally a contention factor
-        and a query type) or decryption, in one native call: ``(result, None)`` when the key was
-        cached, else ``(None, context)`` to drive.
+        """Explicit encryption as ``opts`` say (``opts.fast`` must be true), or decryption without
+        ``opts``, in one native call: ``(result, None)`` when the key was cached, else
+        ``(None, context)`` to drive.
 
         :raises MongoCryptError: as libmongocrypt reports it.
         """
         # One allocation with room for the result, so the C side can copy it out and destroy the
         # context itself: a decrypted {"v": x} is shorter than its ciphertext; a ciphertext adds
-        # at most a few hundred bytes (a result that does not fit comes back in the context).
-        capacity = len(value) + (0 if key_id is None else _CIPHERTEXT_OVERHEAD)
+        # at most a few hundred bytes, a Range one a few KiB (a result that does not fit comes
+        # back in the context).
+        if opts is None:
+            capacity = len(value)
+        elif opts.range_opts is None:
+            capacity = len(value) + _CIPHERTEXT_OVERHEAD
+        else:
+            capacity = len(value) + _RANGE_CIPHERTEXT_OVERHEAD
         io = ffi.new("mongocrypt_py_explicit_t *", {"result": capacity})
-        if key_id is None:  # decryption
-            native = lib.mongocrypt_py_explicit(
-                self._live, 1, ffi.NULL, 0, ffi.NULL, 0, 0, ffi.NULL, value, len(value), io,
-                capacity,
+        # A short operation keeps the GIL: releasing it costs more than it gives (csrc/gil.c).
+        if len(value) < _SHORT_VALUE_BYTES and (
+            opts is None or opts.algorithm in _SHORT_ALGORITHMS
+        ):
+            call = lib.mongocrypt_py_explicit_gil_held
+        else:
+            call = lib.mongocrypt_py_explicit
+        if opts is None:  # decryption
+            native = call(
+                self._live, 1, ffi.NULL, 0, ffi.NULL, 0, 0, ffi.NULL, ffi.NULL, 0, value,
+                len(value), io, capacity,
             )  # fmt: skip
         else:
-            native = lib.mongocrypt_py_explicit(
+            assert opts.key_id is not None  # opts.fast
+            range_opts = opts.range_opts
+            native = call(
                 self._live,
                 0,
-                key_id,
-                len(key_id),
-                _c_string(algorithm or ""),
-                contention_factor is not None,
-                contention_factor or 0,
-                ffi.NULL if query_type is None else _c_string(query_type),
+                opts.key_id,
+                len(opts.key_id),
+                _c_string(opts.algorithm),
+                opts.contention_factor is not None,
+                opts.contention_factor or 0,
+                ffi.NULL if opts.query_type is None else _c_string(opts.query_type),
+                ffi.NULL if range_opts is None else bytes(range_opts),
+                0 if range_opts is None else len(range_opts),
                 value,
                 len(value),
                 io,

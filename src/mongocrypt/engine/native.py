@@ -56,7 +56,7 @@ _LEVELS = {
 _SYSTEM_SEARCH_MISS = ("Error while opening candidate for ", " dynamic library [mongo_crypt_v1")
 
 
-@ffi.def_extern()  # type: ignore[untyped-decorator]
+@ffi.def_extern()  # type: ignore[untyped-decorator]  # called from csrc/gil.c
 def _mongocrypt_py_log(level: int, message: object, message_len: int, _ctx: object) -> None:
     """Forward one libmongocrypt log message to :data:`LOGGER`."""
     text = ffi.string(message, message_len).decode("utf-8", "replace")

@@ -266,7 +266,7 @@ class ExplicitEncryptOptions:
     :param is_expression: encrypt a range find expression (``encryptExpression``).
 
     ``fast`` tells whether the one-call native path can do the encryption (key given by id, no
-    Range or String options, not an expression); it is computed, not passed.
+    String options, not an expression); it is computed, not passed.
     """
 
     algorithm: str
@@ -307,12 +307,7 @@ class ExplicitEncryptOptions:
                 raise TypeError(f"{name} must be BSON bytes, not {type(value).__name__}")
         if self.key_id is not None:
             object.__setattr__(self, "key_id", bytes(self.key_id))
-        fast = (
-            self.key_id is not None
-            and self.range_opts is None
-            and self.string_opts is None
-            and not self.is_expression
-        )
+        fast = self.key_id is not None and self.string_opts is None and not self.is_expression
         object.__setattr__(self, "fast", fast)
 
 

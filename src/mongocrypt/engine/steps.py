@@ -214,9 +214,7 @@ def encrypt_steps(mongocrypt: MongoCrypt, value: BufferLike, opts: ExplicitEncry
                 raise
             raise redact_expression(exc) from None  # the original quotes the bounds
     if opts.fast and type(value) is bytes and value:
-        result, ctx = mongocrypt.explicit_fast(
-            value, opts.key_id, opts.algorithm, opts.contention_factor, opts.query_type
-        )
+        result, ctx = mongocrypt.explicit_fast(value, opts)
         if ctx is None:
             return result
     else:
