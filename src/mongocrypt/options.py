@@ -362,8 +362,21 @@ class EncryptOpts:
     def engine_options(self, is_expression: bool = False) -> ExplicitEncryptOptions:
         """These options as the engine takes them (``is_expression`` for ``encrypt_expression``).
 
+        Built once per instance and kind and kept, since the options are frozen (building them
+        was a sixth of a small value's encryption); not kept with String options, whose affix
+        mappings may be the caller's mutable dicts.
+
         :raises ValueError: or TypeError, as the engine's own checks find.
         """
+        name = "_engine_expression" if is_expression else "_engine_value"
+        built: Optional[ExplicitEncryptOptions] = self.__dict__.get(name)
+        if built is None:
+            built = self._build_engine_options(is_expression)
+            if self.string_opts is None:
+                self.__dict__[name] = built  # frozen: not through setattr
+        return built
+
+    def _build_engine_options(self, is_expression: bool) -> ExplicitEncryptOptions:
         return ExplicitEncryptOptions(
             self.algorithm,
             None if self.key_id is None else bytes(key_id_binary(self.key_id)),

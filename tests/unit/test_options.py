@@ -248,3 +248,24 @@ def test_schema_key_id_may_be_a_json_pointer_and_encrypt_metadata_is_checked_too
     metadata = {"db.c": {"encryptMetadata": {"keyId": ["not-a-uuid"]}}}
     with pytest.raises(TypeError, match=r"schema_map\['db.c'\].encryptMetadata.keyId must be"):
         MongoCryptOptions(providers, schema_map=metadata)
+
+
+def test_encrypt_opts_build_their_engine_options_once_unless_string_opts_may_change() -> None:
+    """Frozen options keep what they convert to; String options' affix dicts are the caller's,
+    so those are converted afresh each time and a change to one is seen."""
+    from mongocrypt import RangeOpts
+
+    key_id = Binary(os.urandom(16), UUID_SUBTYPE)
+    ranged = EncryptOpts("Range", key_id=key_id, contention_factor=0, range_opts=RangeOpts(0, 9))
+    first = ranged.engine_options()
+    assert ranged.engine_options() is first
+    assert ranged.engine_options(is_expression=True).is_expression
+    assert first.range_opts == bson.encode({"min": 0, "max": 9}) and first.fast
+    prefix = dict(PREFIX)
+    texts = EncryptOpts(
+        "String", key_id=key_id, contention_factor=0, string_opts=StringOpts(True, True, prefix)
+    )
+    before = texts.engine_options()
+    prefix["strMaxQueryLength"] = 4
+    after = texts.engine_options()
+    assert after is not before and after.string_opts != before.string_opts
