@@ -21,9 +21,10 @@
  *   thread and per mode and direction, made on the thread's first call and re-keyed on each call
  *   without naming the cipher again (so no fetch and no reference count). Re-keying overwrites
  *   the previous key schedule; the contexts are freed when the thread exits, and OpenSSL cleanses
- *   their key schedules then. CBC decryption re-keys only when the key changes (automatic
- *   decryption decrypts every field of a reply under the same few data keys), see
- *   mongocrypt_py_aes.
+ *   their key schedules then. CBC decryption and CTR re-key only when the key changes
+ *   (automatic decryption decrypts every field of a reply under the same few data keys, and a
+ *   Range payload encrypts every edge's tokens under one key), see mongocrypt_py_cbc_decrypt and
+ *   mongocrypt_py_ctr.
  * - Random bytes come from RAND_bytes, drawn 512 at a time into a per-thread buffer: each
  *   RAND_bytes call costs the DRBG's whole generate-and-reseed-check sequence, which for the
  *   16-byte IVs libmongocrypt asks for (dozens per Range payload) was 12% of Range encryption.
@@ -44,6 +45,12 @@
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <string.h>
+
+/* Cleansing the compiler cannot drop, for buffers on the hot path: glibc's explicit_bzero is a
+ * vectorised memset behind a barrier, where OPENSSL_cleanse stores a byte or a word at a time
+ * through a volatile pointer; on the few hundred bytes of an HMAC key slot that was 4% of Range
+ * encryption. */
+#define mongocrypt_py_cleanse explicit_bzero
 
 static bool mongocrypt_py_hook_fail(mongocrypt_status_t *status, const char *message) {
     mongocrypt_status_set(status, MONGOCRYPT_STATUS_ERROR_CLIENT, 1, message, -1);
@@ -117,6 +124,9 @@ typedef struct {
     /* The key the CBC-decrypt context is keyed with, when cbc_decrypt_keyed (see mongocrypt_py_aes) */
     unsigned char cbc_decrypt_key[32];
     bool cbc_decrypt_keyed;
+    /* Likewise the key the CTR context is keyed with, when ctr_keyed (see mongocrypt_py_ctr) */
+    unsigned char ctr_key[32];
+    bool ctr_keyed;
     mongocrypt_py_hmac_key_t hmac[MONGOCRYPT_PY_HMAC_KEYS];
     unsigned next_hmac;
     unsigned char random[MONGOCRYPT_PY_RANDOM_BYTES];
@@ -183,7 +193,7 @@ static bool mongocrypt_py_hmac_key(const mongocrypt_py_sha_t *sha, const unsigne
         pad[i] ^= 0x36 ^ 0x5c;
     }
     ok = ok && sha->init(&entry->outer) && sha->update(&entry->outer, pad, sha->block);
-    OPENSSL_cleanse(pad, sha->block);
+    mongocrypt_py_cleanse(pad, sha->block);
     memcpy(entry->key, key, key_len);
     entry->key_len = key_len;
     entry->sha = ok ? sha : NULL;
@@ -230,7 +240,7 @@ static mongocrypt_py_hmac_key_t *mongocrypt_py_hmac_cached(const mongocrypt_py_s
         }
         entry->used = false;
     }
-    OPENSSL_cleanse(entry, sizeof *entry); /* the key it held goes before the slot is reused */
+    mongocrypt_py_cleanse(entry, sizeof *entry); /* the key it held goes before the slot is reused */
     return mongocrypt_py_hmac_key(sha, key, key_len, entry) ? entry : NULL;
 }
 
@@ -258,17 +268,17 @@ static bool mongocrypt_py_hmac(const mongocrypt_py_sha_t *sha, mongocrypt_binary
             len = (uint32_t)sha->digest;
         }
         ok = ok && mongocrypt_py_hmac_key(sha, bytes, len, &local);
-        OPENSSL_cleanse(hashed, sizeof hashed);
+        mongocrypt_py_cleanse(hashed, sizeof hashed);
         keyed = &local;
     }
     memcpy(&ctx, &keyed->inner, sha->state);
     ok = ok && sha->update(&ctx, in->data, in->len) && sha->final(inner, &ctx);
     memcpy(&ctx, &keyed->outer, sha->state);
     ok = ok && sha->update(&ctx, inner, sha->digest) && sha->final(out->data, &ctx);
-    OPENSSL_cleanse(inner, sha->digest);
-    OPENSSL_cleanse(&ctx, sha->state);
+    mongocrypt_py_cleanse(inner, sha->digest);
+    mongocrypt_py_cleanse(&ctx, sha->state);
     if (keyed == &local) {
-        OPENSSL_cleanse(&local, sizeof local);
+        mongocrypt_py_cleanse(&local, sizeof local);
     }
     return ok || mongocrypt_py_hook_fail(status, "HMAC failed");
 }
@@ -297,7 +307,7 @@ static bool mongocrypt_py_sha_256(void *unused, mongocrypt_binary_t *in, mongocr
     }
     ok = SHA256_Init(&ctx) && SHA256_Update(&ctx, in->data, in->len)
          && SHA256_Final(out->data, &ctx);
-    OPENSSL_cleanse(&ctx, sizeof ctx); /* the input may be secret */
+    mongocrypt_py_cleanse(&ctx, sizeof ctx); /* the input may be secret */
     return ok || mongocrypt_py_hook_fail(status, "SHA-256 failed");
 }
 
@@ -329,7 +339,7 @@ static bool mongocrypt_py_random(void *unused, mongocrypt_binary_t *out, uint32_
     state->random_left -= count;
     bytes = state->random + state->random_left;
     memcpy(out->data, bytes, count);
-    OPENSSL_cleanse(bytes, count); /* handed out once */
+    mongocrypt_py_cleanse(bytes, count); /* handed out once */
     return true;
 }
 
@@ -382,13 +392,41 @@ static bool mongocrypt_py_cbc_decrypt(mongocrypt_py_thread_t *state, EVP_CIPHER_
     ok = in->len % 16 == 0 && EVP_DecryptUpdate(ctx, discarded, &iv_len, iv->data, 16)
          && iv_len == 16 && EVP_DecryptUpdate(ctx, out->data, &len, in->data, (int)in->len)
          && (uint32_t)len == in->len;
-    OPENSSL_cleanse(discarded, sizeof discarded);
+    mongocrypt_py_cleanse(discarded, sizeof discarded);
     if (!ok) {
         state->cbc_decrypt_keyed = false;
         OPENSSL_cleanse(state->cbc_decrypt_key, sizeof state->cbc_decrypt_key);
         return mongocrypt_py_hook_fail(status, "AES-256 failed");
     }
     *bytes_written = (uint32_t)len;
+    return true;
+}
+
+/* CTR encryption (its own inverse) of in -> out under key and iv with this thread's CTR context.
+ *
+ * Why: a Range payload encrypts a token set per edge under the same key, and re-keying
+ * (EVP_CipherInit_ex2 with a key) is a round of OSSL_PARAM lookups by name plus a key expansion.
+ * When the key is the one the context holds (compared in constant time) only the IV is set:
+ * initialising with a NULL key keeps the key schedule and resets the counter and the keystream
+ * position, which is all of CTR's state. Any failure forgets the key. */
+static bool mongocrypt_py_ctr(mongocrypt_py_thread_t *state, EVP_CIPHER_CTX *ctx,
+                              mongocrypt_binary_t *key, mongocrypt_binary_t *iv,
+                              mongocrypt_binary_t *in, mongocrypt_binary_t *out,
+                              uint32_t *bytes_written, mongocrypt_status_t *status) {
+    bool same_key = state->ctr_keyed && !mongocrypt_py_differ(state->ctr_key, key->data, 32);
+    int len = 0, tail = 0;
+    if (!EVP_CipherInit_ex2(ctx, NULL, same_key ? NULL : key->data, iv->data, -1, NULL)
+        || !EVP_CipherUpdate(ctx, out->data, &len, in->data, (int)in->len)
+        || !EVP_CipherFinal_ex(ctx, out->data + len, &tail)) {
+        state->ctr_keyed = false;
+        mongocrypt_py_cleanse(state->ctr_key, sizeof state->ctr_key);
+        return mongocrypt_py_hook_fail(status, "AES-256 failed");
+    }
+    if (!same_key) {
+        memcpy(state->ctr_key, key->data, 32);
+        state->ctr_keyed = true;
+    }
+    *bytes_written = (uint32_t)(len + tail);
     return true;
 }
 
@@ -408,11 +446,15 @@ static bool mongocrypt_py_aes(int mode, mongocrypt_binary_t *key, mongocrypt_bin
     if (mode == MONGOCRYPT_PY_CBC_DECRYPT) {
         return mongocrypt_py_cbc_decrypt(state, ctx, key, iv, in, out, bytes_written, status);
     }
-    /* Re-key without naming the cipher: the context keeps its cipher and direction. CBC padding
-     * (encryption here) is switched off again each time, as OpenSSL does not promise that survives re-keying
-     * (libmongocrypt pads itself, and padding here would write past the output); CTR has none. */
+    if (mode == MONGOCRYPT_PY_CTR) {
+        return mongocrypt_py_ctr(state, ctx, key, iv, in, out, bytes_written, status);
+    }
+    /* CBC encryption. Re-key without naming the cipher: the context keeps its cipher and
+     * direction. Padding is switched off again each time, as OpenSSL does not promise that
+     * survives re-keying (libmongocrypt pads itself, and padding here would write past the
+     * output). */
     if (!EVP_CipherInit_ex2(ctx, NULL, key->data, iv->data, -1, NULL)
-        || (mode != MONGOCRYPT_PY_CTR && !EVP_CIPHER_CTX_set_padding(ctx, 0))
+        || !EVP_CIPHER_CTX_set_padding(ctx, 0)
         || !EVP_CipherUpdate(ctx, out->data, &len, in->data, (int)in->len)
         || !EVP_CipherFinal_ex(ctx, out->data + len, &tail)) {
         return mongocrypt_py_hook_fail(status, "AES-256 failed");

@@ -155,6 +155,31 @@ def test_cbc_decryption_keeps_its_key_only_while_it_is_the_same() -> None:
         assert hook(CBC_DECRYPT, ciphertext, key, iv) == plaintext
 
 
+def _reference_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
+    """AES-256-CTR from its definition, the block cipher being the NIST-checked CBC hook on one
+    block with a zero IV: keystream block i is AES(key, iv + i), the counter 128 bits big-endian."""
+    counter = int.from_bytes(iv, "big")
+    stream = b"".join(
+        hook(CBC_ENCRYPT, ((counter + i) % 2**128).to_bytes(16, "big"), key, bytes(16))
+        for i in range(-(-len(data) // 16))
+    )
+    return bytes(a ^ b for a, b in zip(data, stream))
+
+
+def test_ctr_keeps_its_key_only_while_it_is_the_same() -> None:
+    """CTR re-keys only when the key changes and otherwise sets just the IV: interleaved keys,
+    fresh IVs (one about to wrap the counter) and lengths that are not whole blocks all match
+    the definition."""
+    rng = random.Random(17)
+    keys = [rng.randbytes(32) for _ in range(3)]
+    for i in range(60):
+        key = keys[rng.choice((0, 0, 0, 1, 2))]
+        iv = b"\xff" * 16 if i == 7 else rng.randbytes(16)
+        data = rng.randbytes(rng.randint(1, 100))
+        assert hook(CTR, data, key, iv) == _reference_ctr(key, iv, data)
+        assert hook(CTR, hook(CTR, data, key, iv), key, iv) == data  # its own inverse
+
+
 # -- the switch -------------------------------------------------------------------------------
 
 

@@ -31,6 +31,10 @@ _SHORT_ALGORITHMS = frozenset(
     {"AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic", "AEAD_AES_256_CBC_HMAC_SHA_512-Random"}
 )
 
+#: ffi.new without zeroing, for the fast path's result buffer: the C side writes every byte that is
+#: read back (io.state always, io.len and the result when done).
+_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
+
 #: Algorithm and query type names as C strings, encoded once each (a handful of distinct values).
 _C_STRINGS: dict[str, bytes] = {}
 
@@ -208,7 +212,7 @@ class MongoCrypt:
             capacity = len(value) + _CIPHERTEXT_OVERHEAD
         else:
             capacity = len(value) + _RANGE_CIPHERTEXT_OVERHEAD
-        io = ffi.new("mongocrypt_py_explicit_t *", {"result": capacity})
+        io = _new_unzeroed("mongocrypt_py_explicit_t *", {"result": capacity})
         # A short operation keeps the GIL: releasing it costs more than it gives (csrc/gil.c).
         if len(value) < _SHORT_VALUE_BYTES and (
             opts is None or opts.algorithm in _SHORT_ALGORITHMS
