@@ -503,7 +503,7 @@ static const char *mongocrypt_py_openssl_version(void) {
     return OpenSSL_version(OPENSSL_VERSION);
 }
 
-/* The hooks one by one, for the known-answer tests (tests/test_hooks.py): which names 0..6, the
+/* The hooks one by one, for the known-answer tests (tests/unit/test_hooks.py): which names 0..6, the
  * order of mongocrypt_py_hook_names in cdefs/hooks.h. Returns the bytes written, or -1 on error. */
 static int64_t mongocrypt_py_hook_run(int which, const uint8_t *key, uint32_t key_len,
                                       const uint8_t *iv, uint32_t iv_len, const uint8_t *in,
