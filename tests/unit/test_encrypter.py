@@ -363,3 +363,24 @@ def test_cached_options_keep_refusing_what_they_refuse(
     first = encrypter.encrypt(value, DETERMINISTIC, key_id=key_id)
     unhashable: Any = bytearray(key_id)  # pymongo may pass one
     assert encrypter.encrypt(value, DETERMINISTIC, key_id=unhashable) == first
+
+
+def test_the_same_argument_objects_reuse_the_last_options(key_id: bytes) -> None:
+    """The last call is remembered by identity: the same objects give the same options object;
+    equal objects go through the value-keyed cache, and a mutable key id is never remembered."""
+    from mongocrypt.dropin._shapes import encrypt_options
+
+    def options(key: Any, contention: Any = None) -> Any:
+        return encrypt_options("Indexed", key, None, None, contention, None, False, None, None)
+
+    first = options(key_id, 1)
+    assert options(key_id, 1) is first
+    equal = bytes(bytearray(key_id))  # equal, not the same object
+    assert options(equal, 1) == first
+    with pytest.raises(TypeError, match="contention_factor"):
+        options(key_id, True)
+    mutable: Any = bytearray(key_id)
+    before = options(mutable, 1)
+    mutable[0] ^= 1
+    after = options(mutable, 1)
+    assert after.key_id == bytes(mutable) != before.key_id

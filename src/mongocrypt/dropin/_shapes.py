@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
@@ -40,7 +41,11 @@ def encrypt_options(
     Options are immutable, so the last few hundred are kept: pymongo passes the same few shapes
     call after call, and building and checking them again was a quarter of a cached-key
     encryption's time. Arguments that cannot be hashed (a bytearray key id) are built each time.
+    In front of that cache the last call is remembered by the identity of its arguments: pymongo
+    usually passes the very same objects again (its key id ``Binary``, the algorithm string), and
+    hashing a ``Binary`` (a Python-level ``__hash__``, twice for the cache) was most of the cost.
     """
+    global _last
     arguments = (
         algorithm,
         key_id,
@@ -52,11 +57,16 @@ def encrypt_options(
         string_opts,
         text_opts,
     )
+    last = _last
+    if last is not None and all(map(operator.is_, last[0], arguments)):
+        return last[1]
     try:
         hash(arguments)
     except TypeError:
         return _encrypt_options(*arguments)
-    return _cached_encrypt_options(*arguments)
+    options = _cached_encrypt_options(*arguments)
+    _last = (arguments, options)  # hashable, so immutable: identity stands for equality
+    return options
 
 
 def _encrypt_options(
@@ -85,6 +95,10 @@ def _encrypt_options(
         is_expression,
     )
 
+
+#: The last hashable call's arguments and its options (see encrypt_options); replaced whole, so a
+#: thread always reads a matching pair.
+_last: Optional[tuple[tuple[object, ...], ExplicitEncryptOptions]] = None
 
 # typed: True and 1 (or bytes and Binary) are equal, but only one of each pair is valid here.
 _cached_encrypt_options = functools.lru_cache(maxsize=256, typed=True)(_encrypt_options)
