@@ -19,9 +19,11 @@ DONE                      None is returned
 ERROR                     the context's error is raised
 ========================  =====================================================================
 
-The whole operations (:func:`data_key_steps`, :func:`encrypt_steps`...) build their context,
+The whole operations (:func:`data_key_steps`, :func:`rewrap_steps`...) build their context,
 run it, and close it whatever happens; the drivers close an abandoned generator at once, so a
-failed I/O call releases the context deterministically.
+failed I/O call releases the context deterministically. Explicit encryption and decryption
+begin with :func:`start_encrypt` and :func:`start_decrypt`, which finish in one native call when
+the key is cached and otherwise hand back the steps left to run.
 """
 
 from __future__ import annotations
@@ -45,15 +47,16 @@ from mongocrypt.errors import MongoCryptError
 __all__ = [
     "CollectionInfos",
     "Request",
+    "Started",
     "Steps",
     "auto_decrypt_steps",
     "auto_encrypt_steps",
     "context_steps",
     "data_key_steps",
-    "decrypt_steps",
-    "encrypt_steps",
     "no_credentials",
     "rewrap_steps",
+    "start_decrypt",
+    "start_encrypt",
 ]
 
 #: What ``collection_info`` may return: one document, several, or none.
@@ -198,39 +201,53 @@ def rewrap_steps(
         return (yield from context_steps(ctx))
 
 
-def encrypt_steps(mongocrypt: MongoCrypt, value: BufferLike, opts: ExplicitEncryptOptions) -> Steps:
-    """Encrypt BSON ``{"v": value}``; returns BSON ``{"v": ciphertext}``.
+#: An explicit operation begun: its result when one native call finished it, else the steps left.
+Started = tuple[Optional[bytes], Optional[Steps]]
 
-    When ``opts`` allow it and the key is cached, one native call does it all, with no I/O.
+
+def start_encrypt(
+    mongocrypt: MongoCrypt, value: BufferLike, opts: ExplicitEncryptOptions
+) -> Started:
+    """Begin encrypting BSON ``{"v": value}`` (the result is BSON ``{"v": ciphertext}``).
+
+    When ``opts`` allow it and the key is cached, one native call does it all, with no I/O and
+    no generator to drive: ``(result, None)``. Otherwise ``(None, steps)``.
     """
     _refuse_code_with_nul(value)
     if opts.is_expression:
-        check_range_expression(bytes(value))
-        try:
-            expression_ctx = mongocrypt.explicit_encryption_context(value, opts)
-            return (yield from _result_of(expression_ctx, "encryption"))
-        except MongoCryptError as exc:
-            if type(exc) is not MongoCryptError:  # not libmongocrypt's refusal: no quote
-                raise
-            raise redact_expression(exc) from None  # the original quotes the bounds
+        return None, _expression_steps(mongocrypt, value, opts)
     if opts.fast and type(value) is bytes and value:
         result, ctx = mongocrypt.explicit_fast(value, opts)
         if ctx is None:
-            return result
+            return result, None
     else:
         ctx = mongocrypt.explicit_encryption_context(value, opts)
-    return (yield from _result_of(ctx, "encryption"))
+    return None, _result_of(ctx, "encryption")
 
 
-def decrypt_steps(mongocrypt: MongoCrypt, value: BufferLike) -> Steps:
-    """Decrypt BSON ``{"v": ciphertext}``; returns BSON ``{"v": value}``."""
+def _expression_steps(
+    mongocrypt: MongoCrypt, value: BufferLike, opts: ExplicitEncryptOptions
+) -> Steps:
+    check_range_expression(bytes(value))
+    try:
+        ctx = mongocrypt.explicit_encryption_context(value, opts)
+        return (yield from _result_of(ctx, "encryption"))
+    except MongoCryptError as exc:
+        if type(exc) is not MongoCryptError:  # not libmongocrypt's refusal: no quote
+            raise
+        raise redact_expression(exc) from None  # the original quotes the bounds
+
+
+def start_decrypt(mongocrypt: MongoCrypt, value: BufferLike) -> Started:
+    """Begin decrypting BSON ``{"v": ciphertext}`` (the result is BSON ``{"v": value}``), as
+    :func:`start_encrypt` does."""
     if type(value) is bytes and value:
         result, ctx = mongocrypt.explicit_fast(value)
         if ctx is None:
-            return result
+            return result, None
     else:
         ctx = mongocrypt.explicit_decryption_context(value)
-    return (yield from _result_of(ctx, "decryption"))
+    return None, _result_of(ctx, "decryption")
 
 
 def auto_encrypt_steps(mongocrypt: MongoCrypt, database: str, cmd: BufferLike) -> Steps:

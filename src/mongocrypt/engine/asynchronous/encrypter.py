@@ -19,9 +19,9 @@ from mongocrypt.engine.steps import (
     auto_decrypt_steps,
     auto_encrypt_steps,
     data_key_steps,
-    decrypt_steps,
-    encrypt_steps,
     rewrap_steps,
+    start_decrypt,
+    start_encrypt,
 )
 
 __all__ = ["AsyncAutoEncrypter", "AsyncExplicitEncrypter"]
@@ -61,14 +61,21 @@ class AsyncExplicitEncrypter(_AsyncEncrypter):
 
     async def encrypt(self, value: BufferLike, opts: ExplicitEncryptOptions) -> bytes:
         """Encrypt BSON ``{"v": value}``; returns BSON ``{"v": ciphertext}``."""
-        steps = encrypt_steps(self.mongocrypt, value, opts)
-        result: bytes = await run_steps_async(steps, self.callback)
-        return result
+        result, steps = start_encrypt(self.mongocrypt, value, opts)
+        if steps is None:  # finished in one native call
+            assert result is not None
+            return result
+        finished: bytes = await run_steps_async(steps, self.callback)
+        return finished
 
     async def decrypt(self, value: BufferLike) -> bytes:
         """Decrypt BSON ``{"v": ciphertext}``; returns BSON ``{"v": value}``."""
-        result: bytes = await run_steps_async(decrypt_steps(self.mongocrypt, value), self.callback)
-        return result
+        result, steps = start_decrypt(self.mongocrypt, value)
+        if steps is None:  # finished in one native call
+            assert result is not None
+            return result
+        finished: bytes = await run_steps_async(steps, self.callback)
+        return finished
 
     def close(self) -> None:
         """Close the handle; the callback is its owner's to close (pymongo closes its I/O first,

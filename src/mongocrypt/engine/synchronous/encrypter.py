@@ -22,9 +22,9 @@ from mongocrypt.engine.steps import (
     auto_decrypt_steps,
     auto_encrypt_steps,
     data_key_steps,
-    decrypt_steps,
-    encrypt_steps,
     rewrap_steps,
+    start_decrypt,
+    start_encrypt,
 )
 
 __all__ = ["AutoEncrypter", "ExplicitEncrypter"]
@@ -64,14 +64,21 @@ class ExplicitEncrypter(_AsyncEncrypter):
 
     def encrypt(self, value: BufferLike, opts: ExplicitEncryptOptions) -> bytes:
         """Encrypt BSON ``{"v": value}``; returns BSON ``{"v": ciphertext}``."""
-        steps = encrypt_steps(self.mongocrypt, value, opts)
-        result: bytes = run_steps(steps, self.callback)
-        return result
+        result, steps = start_encrypt(self.mongocrypt, value, opts)
+        if steps is None:  # finished in one native call
+            assert result is not None
+            return result
+        finished: bytes = run_steps(steps, self.callback)
+        return finished
 
     def decrypt(self, value: BufferLike) -> bytes:
         """Decrypt BSON ``{"v": ciphertext}``; returns BSON ``{"v": value}``."""
-        result: bytes = run_steps(decrypt_steps(self.mongocrypt, value), self.callback)
-        return result
+        result, steps = start_decrypt(self.mongocrypt, value)
+        if steps is None:  # finished in one native call
+            assert result is not None
+            return result
+        finished: bytes = run_steps(steps, self.callback)
+        return finished
 
     def close(self) -> None:
         """Close the handle; the callback is its owner's to close (pymongo closes its I/O first,
