@@ -11,7 +11,8 @@
  * by alternate name, String options, a Range find expression).
  *
  * Encryption takes a key id, an algorithm name and optionally a contention factor, a query type
- * (NULL: none) and the Range options as BSON (NULL: none); decryption takes none of them. The
+ * (NULL or "": none) and the Range options as BSON (NULL or no bytes: none); decryption takes
+ * none of them. The
  * outcome goes to *io (one allocation by the caller, with capacity bytes of room for the result):
  * io->state is the context's state. When the context is READY at once it is finalised and
  * io->state is MONGOCRYPT_CTX_DONE: if the result fits it is copied into io->result (io->len
@@ -54,8 +55,9 @@ static mongocrypt_ctx_t *mongocrypt_py_explicit(mongocrypt_t *crypt, int decrypt
         ok = mongocrypt_ctx_setopt_key_id(ctx, &id)
              && mongocrypt_ctx_setopt_algorithm(ctx, algorithm, -1)
              && (!has_contention || mongocrypt_ctx_setopt_contention_factor(ctx, contention))
-             && (!query_type || mongocrypt_ctx_setopt_query_type(ctx, query_type, -1))
-             && (!range_opts || mongocrypt_ctx_setopt_algorithm_range(ctx, &range))
+             && (!query_type || !*query_type
+                 || mongocrypt_ctx_setopt_query_type(ctx, query_type, -1))
+             && (!range_opts_len || mongocrypt_ctx_setopt_algorithm_range(ctx, &range))
              && mongocrypt_ctx_explicit_encrypt_init(ctx, &in);
     }
     io->state = ok ? (int)mongocrypt_ctx_state(ctx) : (int)MONGOCRYPT_CTX_ERROR;

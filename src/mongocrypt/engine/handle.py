@@ -46,6 +46,32 @@ def _c_string(name: str) -> bytes:
     return encoded
 
 
+#: The fast path's arguments before the value, for a decryption.
+_DECRYPT_ARGS = (1, ffi.NULL, 0, ffi.NULL, 0, 0, ffi.NULL, ffi.NULL, 0)
+
+
+def _encrypt_args(opts: ExplicitEncryptOptions) -> tuple[object, ...]:
+    """The fast path's arguments before the value, for an encryption as ``opts`` say: built once
+    per options object (they are frozen) and kept on it, as plain values (no query type and no
+    Range options are passed as empty strings)."""
+    args: Optional[tuple[object, ...]] = opts.__dict__.get("_fast_args")
+    if args is None:
+        assert opts.key_id is not None  # opts.fast
+        args = (
+            0,
+            opts.key_id,
+            len(opts.key_id),
+            _c_string(opts.algorithm),
+            opts.contention_factor is not None,
+            opts.contention_factor or 0,
+            b"" if opts.query_type is None else _c_string(opts.query_type),
+            b"" if opts.range_opts is None else bytes(opts.range_opts),
+            0 if opts.range_opts is None else len(opts.range_opts),
+        )
+        opts.__dict__["_fast_args"] = args  # frozen: not through setattr
+    return args
+
+
 #: One DEBUG line per handle: which cryptography it uses.
 LOGGER = logging.getLogger("mongocrypt.engine")
 
@@ -220,30 +246,8 @@ class MongoCrypt:
             call = lib.mongocrypt_py_explicit_gil_held
         else:
             call = lib.mongocrypt_py_explicit
-        if opts is None:  # decryption
-            native = call(
-                self._live, 1, ffi.NULL, 0, ffi.NULL, 0, 0, ffi.NULL, ffi.NULL, 0, value,
-                len(value), io, capacity,
-            )  # fmt: skip
-        else:
-            assert opts.key_id is not None  # opts.fast
-            range_opts = opts.range_opts
-            native = call(
-                self._live,
-                0,
-                opts.key_id,
-                len(opts.key_id),
-                _c_string(opts.algorithm),
-                opts.contention_factor is not None,
-                opts.contention_factor or 0,
-                ffi.NULL if opts.query_type is None else _c_string(opts.query_type),
-                ffi.NULL if range_opts is None else bytes(range_opts),
-                0 if range_opts is None else len(range_opts),
-                value,
-                len(value),
-                io,
-                capacity,
-            )
+        args = _DECRYPT_ARGS if opts is None else _encrypt_args(opts)
+        native = call(self._live, *args, value, len(value), io, capacity)
         if native == ffi.NULL:
             if io.state == lib.MONGOCRYPT_CTX_DONE:  # copied into io.result; no context left
                 return ffi.unpack(io.result, io.len), None
