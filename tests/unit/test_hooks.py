@@ -4,6 +4,7 @@ off (what must be equal is, and everything decrypts both ways)."""
 
 from __future__ import annotations
 
+import hmac as std_hmac
 import logging
 import os
 import random
@@ -340,3 +341,16 @@ def test_differential_range(pair: Pair) -> None:
             for p in payloads
         )
         assert on == off
+
+
+@pytest.mark.parametrize(("which", "digest"), [(HMAC_SHA_256, "sha256"), (HMAC_SHA_512, "sha512")])
+def test_hmac_matches_the_standard_library_at_every_length(which: int, digest: str) -> None:
+    """Every message length across the one-block shortcut's boundary (55 bytes for SHA-256, 111
+    for SHA-512) and beyond, under cached keys, one-off keys and keys longer than a block."""
+    rng = random.Random(18)
+    keys = [rng.randbytes(n) for n in (32, 32, 1, 64, 128, 200)]
+    for length in range(0, 300):
+        key = keys[length % len(keys)]
+        message = rng.randbytes(length)
+        expected = std_hmac.new(key, message, digest).digest()
+        assert hook(which, message, key) == expected, length
