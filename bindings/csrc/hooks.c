@@ -15,8 +15,10 @@
  *   from the same few keys (a Range payload HMACs each edge under the same ESC, EDC and server
  *   tokens), so a cached key costs two compressions instead of four. Keys longer than a block
  *   (kms_message signs AWS requests through the SHA-256 HMAC hook) are hashed first and not
- *   cached. Every state and pad holding key material is cleansed after use, before a cache slot
- *   is reused, and when the thread exits; cache lookups compare keys in constant time.
+ *   cached. A hash whose rest fits one block (always the outer one, usually the inner one) is
+ *   finished by hand (mongocrypt_py_sha_last_block). Every state and pad holding key material is
+ *   cleansed after use, before a cache slot is reused, and when the thread exits; cache lookups
+ *   compare keys in constant time.
  * - AES-256-CBC (without padding: libmongocrypt pads) and AES-256-CTR use one EVP_CIPHER_CTX per
  *   thread and per mode and direction, made on the thread's first call and re-keyed on each call
  *   without naming the cipher again (so no fetch and no reference count). Re-keying overwrites
