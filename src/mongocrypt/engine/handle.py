@@ -46,16 +46,20 @@ def _c_string(name: str) -> bytes:
     return encoded
 
 
-#: The fast path's arguments before the value, for a decryption.
-_DECRYPT_ARGS = (1, ffi.NULL, 0, ffi.NULL, 0, 0, ffi.NULL, ffi.NULL, 0)
+#: How the fast path runs one kind of operation: the native arguments before the value, the
+#: room a result may need beyond the value's size, and whether a short value keeps the GIL.
+_Plan = tuple[tuple[object, ...], int, bool]
+
+#: The plan of every decryption.
+_DECRYPT_PLAN: _Plan = ((1, ffi.NULL, 0, ffi.NULL, 0, 0, ffi.NULL, ffi.NULL, 0), 0, True)
 
 
-def _encrypt_args(opts: ExplicitEncryptOptions) -> tuple[object, ...]:
-    """The fast path's arguments before the value, for an encryption as ``opts`` say: built once
-    per options object (they are frozen) and kept on it, as plain values (no query type and no
-    Range options are passed as empty strings)."""
-    args: Optional[tuple[object, ...]] = opts.__dict__.get("_fast_args")
-    if args is None:
+def _encrypt_plan(opts: ExplicitEncryptOptions) -> _Plan:
+    """The plan of an encryption as ``opts`` say: built once per options object (they are
+    frozen) and kept on it, as plain values (no query type and no Range options are passed as
+    empty strings)."""
+    plan: Optional[_Plan] = opts.__dict__.get("_fast_plan")
+    if plan is None:
         assert opts.key_id is not None  # opts.fast
         args = (
             0,
@@ -68,8 +72,10 @@ def _encrypt_args(opts: ExplicitEncryptOptions) -> tuple[object, ...]:
             b"" if opts.range_opts is None else bytes(opts.range_opts),
             0 if opts.range_opts is None else len(opts.range_opts),
         )
-        opts.__dict__["_fast_args"] = args  # frozen: not through setattr
-    return args
+        room = _CIPHERTEXT_OVERHEAD if opts.range_opts is None else _RANGE_CIPHERTEXT_OVERHEAD
+        plan = (args, room, opts.algorithm in _SHORT_ALGORITHMS)
+        opts.__dict__["_fast_plan"] = plan  # frozen: not through setattr
+    return plan
 
 
 #: One DEBUG line per handle: which cryptography it uses.
@@ -232,22 +238,16 @@ class MongoCrypt:
         # context itself: a decrypted {"v": x} is shorter than its ciphertext; a ciphertext adds
         # at most a few hundred bytes, a Range one a few KiB (a result that does not fit comes
         # back in the context).
-        if opts is None:
-            capacity = len(value)
-        elif opts.range_opts is None:
-            capacity = len(value) + _CIPHERTEXT_OVERHEAD
-        else:
-            capacity = len(value) + _RANGE_CIPHERTEXT_OVERHEAD
+        args, room, may_keep_gil = _DECRYPT_PLAN if opts is None else _encrypt_plan(opts)
+        size = len(value)
+        capacity = size + room
         io = _new_unzeroed("mongocrypt_py_explicit_t *", {"result": capacity})
         # A short operation keeps the GIL: releasing it costs more than it gives (csrc/gil.c).
-        if len(value) < _SHORT_VALUE_BYTES and (
-            opts is None or opts.algorithm in _SHORT_ALGORITHMS
-        ):
+        if may_keep_gil and size < _SHORT_VALUE_BYTES:
             call = lib.mongocrypt_py_explicit_gil_held
         else:
             call = lib.mongocrypt_py_explicit
-        args = _DECRYPT_ARGS if opts is None else _encrypt_args(opts)
-        native = call(self._live, *args, value, len(value), io, capacity)
+        native = call(self._live, *args, value, size, io, capacity)
         if native == ffi.NULL:
             if io.state == lib.MONGOCRYPT_CTX_DONE:  # copied into io.result; no context left
                 return ffi.unpack(io.result, io.len), None
