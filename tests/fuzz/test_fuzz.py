@@ -374,11 +374,16 @@ for depth in range(0, 40, 3):
 
 #: GCP reply bodies whose key field (FIELD) is not base64, as Python's json and libbson's
 #: parser could read them differently: duplicates (libmongocrypt reads the first) and a raw
-#: control character in another string.
+#: control character in another string; and as Python's decoder and libmongocrypt's differ: a
+#: non-canonical last quantum (nonzero bits after the last byte: the form the fuzzer found on
+#: 2026-12-06, tests/fuzz/corpus/kms_reply/gcp-noncanonical-base64) and a character Python
+#: counts as whitespace but C's isspace() does not.
 _GCP_BODIES = {
     "single": '{"FIELD":"AAEC~wQF"}',
     "duplicate": '{"FIELD":"AAEC~wQF","FIELD":"AAAA"}',
     "control character": '{"name":"a\tb","FIELD":"AAEC~wQF"}',
+    "non-canonical": '{"FIELD":"AAECAAC="}',
+    "python-only whitespace": '{"FIELD":"AAEC\\u001cAwQF"}',
 }
 
 

@@ -23,6 +23,11 @@ _HEADERS_END = b"\r\n\r\n"
 _CONTENT_LENGTH = re.compile(rb"^content-length:\s*([0-9]+)\s*$", re.IGNORECASE | re.MULTILINE)
 
 
+#: What C's isspace() matches, which libmongocrypt's base64 decoder skips (Python's str.split()
+#: would also drop characters such as U+001C, which that decoder refuses).
+_C_WHITESPACE = dict.fromkeys(map(ord, " \t\n\v\f\r"))
+
+
 class _Members(list[tuple[str, Any]]):
     """A JSON object's members as (name, value) pairs, every duplicate kept."""
 
@@ -35,6 +40,9 @@ def _check_gcp_reply(head: bytes, body: bytes) -> None:
     turns that reply into an error before it reaches the native parser. Every top-level member
     of that name is checked, since libmongocrypt reads the first and Python's ``json`` keeps the
     last of duplicates; control characters in strings are accepted, as libbson's parser does.
+    The value must be base64 as libmongocrypt's decoder reads it: only C's six whitespace
+    characters are skipped, and the encoding must be canonical (the bits after the last whole
+    byte zero), as that decoder refuses any other.
     """
     if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
         return
@@ -46,12 +54,15 @@ def _check_gcp_reply(head: bytes, body: bytes) -> None:
         return
     for field, value in document:
         if field in ("ciphertext", "plaintext") and isinstance(value, str):
+            text = value.translate(_C_WHITESPACE)
             try:
-                base64.b64decode("".join(value.split()), validate=True)
+                canonical = base64.b64encode(base64.b64decode(text, validate=True)).decode() == text
             except (binascii.Error, ValueError):
+                canonical = False
+            if not canonical:
                 raise MongoCryptKmsError(
                     f"GCP KMS reply's {field!r} is not valid base64 (value not shown)"
-                ) from None
+                )
 
 
 class _ReplyGuard:
