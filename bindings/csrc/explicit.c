@@ -13,8 +13,8 @@
  * Encryption takes a key id, an algorithm name and optionally a contention factor, a query type
  * (NULL or "": none) and the Range options as BSON (NULL or no bytes: none); decryption takes
  * none of them. The outcome goes to *io (one allocation by the caller, with capacity bytes of
- * room for the result): io->state is the context's state. When the context is READY at once it is finalised and
- * io->state is MONGOCRYPT_CTX_DONE: if the result fits it is copied into io->result (io->len
+ * room for the result): io->state is the context's state. When the context is READY at once it
+ * is finalised and io->state is MONGOCRYPT_CTX_DONE: if the result fits it is copied into io->result (io->len
  * bytes), the context is destroyed here and NULL returned, so the whole operation costs one native
  * call (and at most one GIL release: see mongocrypt_py_explicit_gil_held below); otherwise the
  * context is returned with its result at io->ctx_result (io->len bytes). Any other state is left
