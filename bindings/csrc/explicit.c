@@ -11,15 +11,15 @@
  * by alternate name, String options, a Range find expression).
  *
  * Encryption takes a key id, an algorithm name and optionally a contention factor, a query type
- * (NULL or "": none) and the Range options as BSON (NULL or no bytes: none); decryption takes
- * none of them. The outcome goes to *io (one allocation by the caller, with capacity bytes of
- * room for the result): io->state is the context's state. When the context is READY at once it
- * is finalised and io->state is MONGOCRYPT_CTX_DONE: if the result fits it is copied into io->result (io->len
+ * (NULL or "": none) and the Range options as BSON (NULL or no bytes: none); decryption takes none
+ * of them. The outcome goes to *io (one allocation by the caller, with capacity bytes of room for
+ * the result): io->state is the context's state. When the context is READY at once it is finalised
+ * and io->state is MONGOCRYPT_CTX_DONE: if the result fits it is copied into io->result (io->len
  * bytes), the context is destroyed here and NULL returned, so the whole operation costs one native
  * call (and at most one GIL release: see mongocrypt_py_explicit_gil_held below); otherwise the
  * context is returned with its result at io->ctx_result (io->len bytes). Any other state is left
- * for the Python state machine, which adopts the context; on MONGOCRYPT_CTX_ERROR the context
- * holds the status. A context returned is owned by the caller exactly like one from
+ * for the Python state machine, which adopts the context; on MONGOCRYPT_CTX_ERROR the context holds
+ * the status. A context returned is owned by the caller exactly like one from
  * mongocrypt_py_ctx_new: engine/handle.py wraps it in ffi.gc at once and releases it
  * deterministically. NULL with any state but DONE means no memory. */
 #include <string.h>
